@@ -1,0 +1,208 @@
+package cpuzero
+
+import (
+	"crypto/aes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"math/big"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// refPositions is an independent implementation of the documented derivation: the AES-CTR
+// stream is built from raw block encryptions of a big-endian counter and the shuffle uses
+// a dense permutation and big-integer arithmetic.
+func refPositions(size uint64, n int, key []byte, handle uint64) []uint64 {
+	if n <= 0 || size == 0 {
+		return nil
+	}
+	words := (size + 7) / 8
+	var out []uint64
+	if uint64(n) >= words {
+		for w := uint64(0); w < words; w++ {
+			out = append(out, 8*w)
+		}
+		return out
+	}
+	m := hmac.New(sha256.New, key)
+	msg := append([]byte("kvhygiene/cpuzero/sample/v1"), 0)
+	msg = binary.LittleEndian.AppendUint64(msg, handle)
+	msg = binary.LittleEndian.AppendUint64(msg, size)
+	m.Write(msg)
+	blk, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		panic(err)
+	}
+	var stream []byte
+	ctr := new(big.Int)
+	for len(stream) < 8*n {
+		in := make([]byte, 16)
+		ctr.FillBytes(in)
+		o := make([]byte, 16)
+		blk.Encrypt(o, in)
+		stream = append(stream, o...)
+		ctr.Add(ctr, big.NewInt(1))
+	}
+	perm := make([]uint64, words)
+	for i := range perm {
+		perm[i] = uint64(i)
+	}
+	two64 := new(big.Int).Lsh(big.NewInt(1), 64)
+	for i := 0; i < n; i++ {
+		r := new(big.Int).SetUint64(binary.LittleEndian.Uint64(stream[8*i:]))
+		r.Mul(r, new(big.Int).SetUint64(words-uint64(i)))
+		r.Div(r, two64)
+		j := uint64(i) + r.Uint64()
+		perm[i], perm[j] = perm[j], perm[i]
+		out = append(out, 8*perm[i])
+	}
+	return out
+}
+
+func TestSamplePositionsMatchSpec(t *testing.T) {
+	key := []byte("tracer secret key")
+	cases := []struct {
+		size uint64
+		n    int
+	}{{1, 1}, {8, 1}, {9, 1}, {64, 3}, {1000, 100}, {1000, 124}, {1000, 125}, {4096, 511}, {1 << 20, 1000}, {12345, 777}}
+	for _, c := range cases {
+		for _, h := range []uint64{1, 42, 1<<63 | 5} {
+			got := SamplePositions(c.size, c.n, key, h)
+			require.Equal(t, refPositions(c.size, c.n, key, h), got, "size %d n %d handle %d", c.size, c.n, h)
+		}
+	}
+}
+
+func TestSamplePositionsProperties(t *testing.T) {
+	key := []byte("k1")
+	const size = 1<<20 + 5
+	p := SamplePositions(size, 2000, key, 7)
+	require.Len(t, p, 2000)
+	require.Equal(t, p, SamplePositions(size, 2000, key, 7), "deterministic for (key, handle)")
+	require.Equal(t, p[:100], SamplePositions(size, 100, key, 7), "a prefix of a longer draw")
+	seen := map[uint64]bool{}
+	lowHalf := 0
+	for _, off := range p {
+		require.Zero(t, off%8)
+		require.Less(t, off, uint64(size))
+		require.False(t, seen[off], "duplicate position %d", off)
+		seen[off] = true
+		if off < size/2 {
+			lowHalf++
+		}
+	}
+	require.InDelta(t, 1000, lowHalf, 150, "positions spread over the buffer")
+	other := SamplePositions(size, 2000, key, 8)
+	otherKey := SamplePositions(size, 2000, []byte("k2"), 7)
+	require.NotEqual(t, p, other, "handles give different positions")
+	require.NotEqual(t, p, otherKey, "keys give different positions")
+	require.Less(t, overlap(p, other), 50)
+	require.Less(t, overlap(p, otherKey), 50)
+
+	all := SamplePositions(20, 10, key, 1)
+	require.Equal(t, []uint64{0, 8, 16}, all, "n >= words checks every word")
+	require.Nil(t, SamplePositions(0, 10, key, 1))
+	require.Nil(t, SamplePositions(100, 0, key, 1))
+	require.Nil(t, SamplePositions(100, -3, key, 1))
+	full := SamplePositions(800, 99, key, 3)
+	slices.Sort(full)
+	require.Len(t, slices.Compact(full), 99, "99 distinct of 100 words")
+}
+
+func overlap(a, b []uint64) int {
+	m := map[uint64]bool{}
+	for _, x := range a {
+		m[x] = true
+	}
+	n := 0
+	for _, x := range b {
+		if m[x] {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSampleVerify(t *testing.T) {
+	key := []byte("secret")
+	const size = 100003 // last word is 3 bytes
+	b := make([]byte, size)
+	checked, nonzero := SampleVerify(b, 500, key, 11)
+	require.Equal(t, 500*8, checked)
+	require.Zero(t, nonzero)
+
+	pos := SamplePositions(size, 500, key, 11)
+	sampled := map[uint64]bool{}
+	for _, p := range pos {
+		sampled[p] = true
+	}
+	// A dirty byte in a sampled word is found; one outside the sampled words is not.
+	b[pos[17]+5] = 0x77
+	checked, nonzero = SampleVerify(b, 500, key, 11)
+	require.Equal(t, 500*8, checked)
+	require.Equal(t, 1, nonzero)
+	b[pos[17]+5] = 0
+	var unsampled uint64
+	for sampled[unsampled] {
+		unsampled += 8
+	}
+	b[unsampled] = 1
+	_, nonzero = SampleVerify(b, 500, key, 11)
+	require.Zero(t, nonzero)
+	b[unsampled] = 0
+
+	// The short last word counts only its real bytes: find a handle that samples it.
+	const small = 635 // 80 words, the last one 3 bytes
+	sb := make([]byte, small)
+	found := false
+	for h := uint64(0); h < 1000 && !found; h++ {
+		pos := SamplePositions(small, 9, key, h)
+		if !slices.Contains(pos, 632) {
+			continue
+		}
+		found = true
+		for i := range sb {
+			sb[i] = 1
+		}
+		c, nz := SampleVerify(sb, 9, key, h)
+		require.Equal(t, 8*8+3, c)
+		require.Equal(t, 8*8+3, nz)
+	}
+	require.True(t, found, "no handle samples the last word")
+
+	// From an eighth of the words on, the whole buffer is read back.
+	words := (size + 7) / 8
+	c, _ := SampleVerify(b, words/8, key, 2)
+	require.Equal(t, size, c)
+	c, _ = SampleVerify(b, words/8-1, key, 2)
+	require.Equal(t, (words/8-1)*8, c)
+
+	// n >= words: full read-back.
+	b[size-1] = 3
+	b[0] = 3
+	checked, nonzero = SampleVerify(b, words, key, 1)
+	require.Equal(t, size, checked)
+	require.Equal(t, 2, nonzero)
+	checked, nonzero = SampleVerify(nil, 5, key, 1)
+	require.Zero(t, checked+nonzero)
+	checked, nonzero = SampleVerify(b, 0, key, 1)
+	require.Zero(t, checked+nonzero)
+}
+
+// Every byte of the sampled words of a fully dirty buffer is counted.
+func TestSampleVerifyCountsBytes(t *testing.T) {
+	b := make([]byte, 2100)
+	for i := range b {
+		b[i] = 0xff
+	}
+	checked, nonzero := SampleVerify(b, 20, []byte("k"), 9)
+	require.Equal(t, 160, checked)
+	require.Equal(t, 160, nonzero)
+	// Tiny buffers are read back whole.
+	checked, nonzero = SampleVerify(b[:21], 1, []byte("k"), 9)
+	require.Equal(t, 21, checked)
+	require.Equal(t, 21, nonzero)
+}
