@@ -1,0 +1,40 @@
+// Package cudazero zeroizes and verifies device memory through the CUDA
+// driver API, without any build-time CUDA dependency.
+//
+// It owns:
+//
+//   - Driver loading (driver.go, shim.c): libcuda.so.1 (or $KVH_LIBCUDA) is
+//     opened with dlopen at first use and never closed; entry points are
+//     resolved with cuGetProcAddress_v2 (CUDA >= 12.0, symbol versions of
+//     12.0, legacy default stream semantics), else cuGetProcAddress (11.3+),
+//     else dlsym of the versioned export names (cuMemAlloc_v2, ...). The
+//     shared library that links this package has no unresolved CUDA symbol.
+//     No driver: errors wrap ErrNoDriver; a missing entry point names it and
+//     wraps ErrMissingSymbol and ErrNoDriver.
+//   - Range validation (ValidateRange): cuPointerGetAttributes (memory type,
+//     device ordinal, allocation start and size) must say device memory of
+//     the declared device, and the range must end inside its allocation;
+//     otherwise ErrInvalidRange and no device work. ZeroAsync validates every
+//     range itself, so a bad pointer never reaches a kernel.
+//   - Stream-ordered zeroization (ZeroAsync, Op): work is enqueued on the
+//     caller's stream after whatever is pending there and the host never
+//     synchronizes until Op.Wait. One contiguous range is one
+//     cuMemsetD32Async (4-byte aligned) or cuMemsetD8Async; many ranges are
+//     one launch of the hand-written PTX kernel kvh_scatter_zero over a
+//     descriptor table copied from pinned memory. Verification is one launch
+//     of kvh_verify_nonzero (every byte read back, non-zero 4-byte words
+//     counted with one atomic per thread) whose count is copied to pinned
+//     memory before an event is recorded. Graph capture is refused
+//     (ErrCapturing). Errors carry the CUDA error name (*Error).
+//   - Contexts: the work runs in the calling thread's current context when it
+//     belongs to the requested device (engines call in on their own thread,
+//     and a cgo callback runs on that thread); otherwise the device's primary
+//     context, retained once per process, is pushed on a locked OS thread and
+//     popped afterwards. The PTX module is loaded once per context.
+//   - Identity: DeviceUUID (cuDeviceGetUuid, formatted like nvidia-smi) and
+//     DriverVersion.
+//
+// Tests run the real code against tests/fakecuda, a C test double of libcuda
+// built by TestMain; the TestReal* tests run against a real GPU
+// (tests/gpu/run.sh).
+package cudazero

@@ -1,0 +1,333 @@
+package cudazero
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Real-GPU tests: run only with KVH_CUDAZERO_REAL=1 against the system
+// libcuda (tests/gpu/run.sh builds this test binary with `go test -c` and runs
+// it on a GPU machine: ./cudazero.test -test.run 'TestReal').
+
+func realDriver(t *testing.T) *Driver {
+	t.Helper()
+	if os.Getenv("KVH_CUDAZERO_REAL") != "1" {
+		t.Skip("real-GPU test: set KVH_CUDAZERO_REAL=1 on a machine with an NVIDIA GPU")
+	}
+	d, err := open(LibraryPath())
+	require.NoError(t, err)
+	return d
+}
+
+// hostCount is the verify kernel's counting rule on the host.
+func hostCount(p uint64, b []byte) uint64 {
+	end := p + uint64(len(b))
+	bs := (p + 15) &^ 15
+	if bs > end {
+		bs = end
+	}
+	be := end &^ 15
+	if be < bs {
+		be = bs
+	}
+	var n uint64
+	for a := p; a < end; {
+		if a >= bs && a < be {
+			w := b[a-p : a-p+4]
+			if w[0]|w[1]|w[2]|w[3] != 0 {
+				n += 4
+			}
+			a += 4
+			continue
+		}
+		if b[a-p] != 0 {
+			n++
+		}
+		a++
+	}
+	return n
+}
+
+func TestRealDriverIdentity(t *testing.T) {
+	d := realDriver(t)
+	v, _ := d.DriverVersion()
+	n, err := d.DeviceCount()
+	require.NoError(t, err)
+	require.Positive(t, n)
+	uuid, err := d.DeviceUUID(0)
+	require.NoError(t, err)
+	assert.Regexp(t, `^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`, uuid)
+	t.Logf("driver %d, %d device(s), resolver %s, device 0 %s", v, n, d.Resolver(), uuid)
+}
+
+func TestRealZeroAndVerify(t *testing.T) {
+	d := realDriver(t)
+	const size = 64 << 20
+	p, err := d.memAlloc(0, size)
+	require.NoError(t, err)
+	defer func() { _ = d.memFree(0, p) }()
+	rng := rand.New(rand.NewSource(1))
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(rng.Intn(255) + 1)
+	}
+
+	cases := []struct {
+		name string
+		rs   []Range
+	}{
+		{"contiguous D32", []Range{{p + 4096, 32 << 20}}},
+		{"contiguous D8 unaligned", []Range{{p + 3, 10<<20 + 5}}},
+		{"tiny unaligned", []Range{{p + 17, 3}}},
+	}
+	// Scatter: 3000 ranges of random size and alignment with random gaps.
+	var sc []Range
+	off := uint64(0)
+	for i := 0; i < 3000; i++ {
+		off += uint64(rng.Intn(64) + 1)
+		n := uint64(rng.Intn(9000) + 1)
+		if i%500 == 7 {
+			n = 300 << 10
+		}
+		sc = append(sc, Range{p + off, n})
+		off += n
+	}
+	require.Less(t, off, uint64(size))
+	cases = append(cases, struct {
+		name string
+		rs   []Range
+	}{"scatter 3000 ranges", sc})
+
+	got := make([]byte, size)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, d.copyIn(0, p, data))
+			// Verify alone on random data: exact count against the host rule.
+			var want uint64
+			for _, r := range merge(tc.rs) {
+				want += hostCount(r.Ptr, data[r.Ptr-p:r.Ptr-p+r.Len])
+			}
+			op, err := d.zeroAsync(0, 0, tc.rs, false, true, false)
+			require.NoError(t, err)
+			n, err := op.Wait()
+			require.NoError(t, err)
+			var total uint64
+			for _, r := range tc.rs {
+				total += r.Len
+			}
+			if want > total {
+				want = total
+			}
+			assert.Equal(t, want, n, "verify kernel count on random data")
+
+			for _, dp := range []bool{false, true} {
+				require.NoError(t, d.copyIn(0, p, data))
+				op, err := d.ZeroAsync(0, 0, tc.rs, true, dp)
+				require.NoError(t, err)
+				n, err := op.Wait()
+				require.NoError(t, err)
+				assert.Zero(t, n, "double pass %v", dp)
+				require.NoError(t, d.copyOut(0, p, got))
+				expect := append([]byte(nil), data...)
+				for _, r := range tc.rs {
+					clear(expect[r.Ptr-p : r.Ptr-p+r.Len])
+				}
+				if !bytes.Equal(expect, got) {
+					for i := range got {
+						if got[i] != expect[i] {
+							t.Fatalf("byte %d: got %#x want %#x", i, got[i], expect[i])
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRealRefusesBadPointersAndKeepsWorking(t *testing.T) {
+	d := realDriver(t)
+	p, err := d.memAlloc(0, 1<<20)
+	require.NoError(t, err)
+	defer func() { _ = d.memFree(0, p) }()
+	host := make([]byte, 4096)
+	hp := uint64(uintptr(unsafe.Pointer(&host[0])))
+	for _, r := range []Range{{hp, 4096}, {p, 1<<20 + 1}, {p + 1<<20 - 8, 16}, {0x1000, 64}} {
+		_, err := d.ZeroAsync(0, 0, []Range{r}, true, false)
+		require.ErrorIs(t, err, ErrInvalidRange, "%#x+%d", r.Ptr, r.Len)
+		t.Log(err)
+	}
+	if n, _ := d.DeviceCount(); n > 1 {
+		_, err := d.ZeroAsync(1, 0, []Range{{p, 16}}, true, false)
+		require.ErrorIs(t, err, ErrInvalidRange)
+	}
+	op, err := d.ZeroAsync(0, 0, []Range{{p, 1 << 20}}, true, false)
+	require.NoError(t, err, "the context still works")
+	n, err := op.Wait()
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}
+
+func TestRealStreamOrder(t *testing.T) {
+	d := realDriver(t)
+	const size = 1 << 30
+	p, err := d.memAlloc(0, size)
+	require.NoError(t, err)
+	defer func() { _ = d.memFree(0, p) }()
+	// Pending engine work (fill 1 GiB with 0xff several times) then our
+	// zeroization of a part of it on the same stream: it must run after.
+	for i := 0; i < 4; i++ {
+		require.NoError(t, d.fillAsync(0, 0, p, size, 0xff))
+	}
+	start := time.Now()
+	op, err := d.ZeroAsync(0, 0, []Range{{p, 1 << 20}, {p + 8<<20, 1 << 20}}, true, false)
+	require.NoError(t, err)
+	enq := time.Since(start)
+	ready, err := op.Ready()
+	require.NoError(t, err)
+	t.Logf("enqueue took %v; ready right after: %v", enq, ready)
+	n, err := op.Wait()
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	got := make([]byte, 10<<20)
+	require.NoError(t, d.copyOut(0, p, got))
+	assert.True(t, allZero(got[:1<<20]))
+	assert.True(t, allZero(got[8<<20:9<<20]))
+	assert.True(t, noneZero(got[1<<20:8<<20]))
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// TestRealBenchmarks measures and writes a markdown report to
+// $KVH_GPU_RESULTS (stdout if unset). Timings are wall-clock from enqueue to
+// Wait returning (the host waits on the event), medians of 9 runs.
+func TestRealBenchmarks(t *testing.T) {
+	d := realDriver(t)
+	if os.Getenv("KVH_CUDAZERO_BENCH") != "1" {
+		t.Skip("set KVH_CUDAZERO_BENCH=1")
+	}
+	const runs = 9
+	var out strings.Builder
+	uuid, _ := d.DeviceUUID(0)
+	v, _ := d.DriverVersion()
+	fmt.Fprintf(&out, "device 0 %s, driver %d, resolver %s; medians of %d runs, wall clock enqueue→Wait\n\n", uuid, v, d.Resolver(), runs)
+	fmt.Fprintf(&out, "| case | bytes | ranges | median total | GB/s | median host enqueue |\n|---|---|---|---|---|---|\n")
+	var enq []float64 // host enqueue times of the current timeIt
+	timeIt := func(f func() error) float64 {
+		var xs []float64
+		require.NoError(t, f()) // warm-up (module load, slot allocation)
+		enq = enq[:0]
+		for i := 0; i < runs; i++ {
+			st := time.Now()
+			require.NoError(t, f())
+			xs = append(xs, time.Since(st).Seconds())
+		}
+		return median(xs)
+	}
+	row := func(name string, bytes uint64, ranges int, sec float64) {
+		e := "-"
+		if len(enq) > 0 {
+			e = fmt.Sprintf("%.1f µs", median(enq)*1e6)
+		}
+		fmt.Fprintf(&out, "| %s | %d MiB | %d | %.1f µs | %.0f | %s |\n", name, bytes>>20, ranges, sec*1e6, float64(bytes)/sec/1e9, e)
+		enq = enq[:0]
+	}
+	wait := func(rs []Range, zero, verify bool) func() error {
+		return func() error {
+			st := time.Now()
+			op, err := d.zeroAsync(0, 0, rs, zero, verify, false)
+			enq = append(enq, time.Since(st).Seconds())
+			if err != nil {
+				return err
+			}
+			n, err := op.Wait()
+			if err == nil && n != 0 && zero {
+				return errors.New("non-zero after zeroize")
+			}
+			return err
+		}
+	}
+	const big = 4 << 30
+	p, err := d.memAlloc(0, big)
+	require.NoError(t, err)
+	defer func() { _ = d.memFree(0, p) }()
+
+	for _, sz := range []uint64{256 << 20, 1 << 30} {
+		rs := []Range{{p, sz}}
+		row("raw cuMemsetD8Async", sz, 1, timeIt(func() error {
+			if err := d.fillAsync(0, 0, p, sz, 0); err != nil {
+				return err
+			}
+			return d.syncStream(0, 0)
+		}))
+		row("ZeroAsync contiguous (D32), no verify", sz, 1, timeIt(wait(rs, true, false)))
+		row("ZeroAsync contiguous + verify", sz, 1, timeIt(wait(rs, true, true)))
+		row("verify only (kvh_verify_nonzero)", sz, 1, timeIt(wait(rs, false, true)))
+	}
+	// 2 GiB in 32 KiB regions, every other 32 KiB of a 4 GiB allocation (no merging).
+	var sc []Range
+	for off := uint64(0); off < big; off += 64 << 10 {
+		sc = append(sc, Range{p + off, 32 << 10})
+	}
+	row("raw cuMemsetD8Async contiguous 2 GiB", 2<<30, 1, timeIt(func() error {
+		if err := d.fillAsync(0, 0, p, 2<<30, 0); err != nil {
+			return err
+		}
+		return d.syncStream(0, 0)
+	}))
+	row("ZeroAsync scatter 32 KiB regions, one launch", 2<<30, len(sc), timeIt(wait(sc, true, false)))
+	row("ZeroAsync scatter + verify", 2<<30, len(sc), timeIt(wait(sc, true, true)))
+	row("verify only scatter", 2<<30, len(sc), timeIt(wait(sc, false, true)))
+	row("verify only contiguous 2 GiB", 2<<30, 1, timeIt(wait([]Range{{p, 2 << 30}}, false, true)))
+
+	// Host-side cost of enqueueing one pool release of 1024 blocks (non-adjacent
+	// 32 KiB blocks; one ZeroAsync call incl. validation) versus 1024 separate
+	// cuMemsetD8Async calls. Only the enqueue is timed; the device is drained
+	// between runs.
+	fmt.Fprintf(&out, "\n| host-side enqueue cost | median |\n|---|---|\n")
+	for _, regionsPerBlock := range []int{1, 64} {
+		var rs []Range
+		for b := 0; b < 1024; b++ {
+			for r := 0; r < regionsPerBlock; r++ {
+				off := (uint64(r)*1024 + uint64(b)) * (64 << 10) % big
+				rs = append(rs, Range{p + off, 16 << 10})
+			}
+		}
+		var xs, ys []float64
+		for i := 0; i < runs+1; i++ {
+			st := time.Now()
+			op, err := d.ZeroAsync(0, 0, rs, true, false)
+			el := time.Since(st).Seconds()
+			require.NoError(t, err)
+			_, err = op.Wait()
+			require.NoError(t, err)
+			st = time.Now()
+			require.NoError(t, d.fillMany(0, 0, rs))
+			el2 := time.Since(st).Seconds()
+			require.NoError(t, d.syncStream(0, 0))
+			if i > 0 {
+				xs, ys = append(xs, el), append(ys, el2)
+			}
+		}
+		fmt.Fprintf(&out, "| one ZeroAsync(+verify) of 1024 blocks × %d regions (%d ranges) | %.1f µs |\n", regionsPerBlock, len(rs), median(xs)*1e6)
+		fmt.Fprintf(&out, "| %d separate cuMemsetD8Async calls (C loop) | %.1f µs |\n", len(rs), median(ys)*1e6)
+	}
+	if path := os.Getenv("KVH_GPU_RESULTS"); path != "" {
+		require.NoError(t, os.WriteFile(path, []byte(out.String()), 0o644))
+	}
+	t.Log("\n" + out.String())
+}

@@ -1,0 +1,249 @@
+package cudazero
+
+// Kernel entry names in kernelPTX (the CUDA test double recognizes them too).
+const (
+	zeroKernel   = "kvh_scatter_zero"
+	verifyKernel = "kvh_verify_nonzero"
+)
+
+// kernelPTX holds the two hand-written kernels, JIT-compiled by the driver for
+// the GPU at hand (PTX ISA 7.0 is accepted by every CUDA >= 11.0 driver;
+// sm_50 is the lowest target those drivers still support). Both take a
+// descriptor table of {u64 ptr, u64 len} entries and walk it grid-stride: CTA
+// b handles descriptors b, b+gridDim, ...; inside a descriptor the CTA's
+// threads cover the unaligned head byte by byte, the 16-byte-aligned body with
+// 16-byte vector accesses, and the tail byte by byte.
+//
+// kvh_scatter_zero(table, n): stores zeros.
+// kvh_verify_nonzero(table, n, counter): reads every byte back (the body four
+// 16-byte loads per thread per iteration, for memory-level parallelism); every
+// non-zero aligned 4-byte word counts 4, every non-zero head/tail byte counts
+// 1; each thread adds its total (if any) to *counter with one 64-bit atomic.
+// The count is therefore an upper bound of the non-zero bytes at 4-byte
+// granularity, and 0 exactly when every byte is zero.
+const kernelPTX = `
+.version 7.0
+.target sm_50
+.address_size 64
+
+.visible .entry kvh_scatter_zero(
+	.param .u64 kvh_scatter_zero_param_0,
+	.param .u32 kvh_scatter_zero_param_1
+)
+{
+	.reg .pred 	%p<5>;
+	.reg .b16 	%rs<2>;
+	.reg .b32 	%r<8>;
+	.reg .b64 	%rd<16>;
+
+	ld.param.u64 	%rd1, [kvh_scatter_zero_param_0];
+	ld.param.u32 	%r1, [kvh_scatter_zero_param_1];
+	cvta.to.global.u64 	%rd1, %rd1;
+	mov.u32 	%r2, %ctaid.x;
+	mov.u32 	%r3, %nctaid.x;
+	mov.u32 	%r4, %tid.x;
+	mov.u32 	%r5, %ntid.x;
+	cvt.u64.u32 	%rd2, %r4;
+	cvt.u64.u32 	%rd3, %r5;
+	shl.b64 	%rd4, %rd2, 4;
+	shl.b64 	%rd5, %rd3, 4;
+	mov.u16 	%rs1, 0;
+	mov.u32 	%r6, 0;
+$Z_desc:
+	setp.ge.u32 	%p1, %r2, %r1;
+	@%p1 bra 	$Z_done;
+	mul.wide.u32 	%rd6, %r2, 16;
+	add.s64 	%rd6, %rd1, %rd6;
+	ld.global.u64 	%rd7, [%rd6];
+	ld.global.u64 	%rd8, [%rd6+8];
+	cvta.to.global.u64 	%rd7, %rd7;
+	add.s64 	%rd9, %rd7, %rd8;
+	add.s64 	%rd10, %rd7, 15;
+	and.b64 	%rd10, %rd10, -16;
+	min.u64 	%rd10, %rd10, %rd9;
+	and.b64 	%rd11, %rd9, -16;
+	max.u64 	%rd11, %rd11, %rd10;
+	add.s64 	%rd12, %rd7, %rd2;
+$Z_head:
+	setp.ge.u64 	%p2, %rd12, %rd10;
+	@%p2 bra 	$Z_body0;
+	st.global.u8 	[%rd12], %rs1;
+	add.s64 	%rd12, %rd12, %rd3;
+	bra.uni 	$Z_head;
+$Z_body0:
+	add.s64 	%rd12, %rd10, %rd4;
+$Z_body:
+	setp.ge.u64 	%p3, %rd12, %rd11;
+	@%p3 bra 	$Z_tail0;
+	st.global.v4.u32 	[%rd12], {%r6, %r6, %r6, %r6};
+	add.s64 	%rd12, %rd12, %rd5;
+	bra.uni 	$Z_body;
+$Z_tail0:
+	add.s64 	%rd12, %rd11, %rd2;
+$Z_tail:
+	setp.ge.u64 	%p4, %rd12, %rd9;
+	@%p4 bra 	$Z_next;
+	st.global.u8 	[%rd12], %rs1;
+	add.s64 	%rd12, %rd12, %rd3;
+	bra.uni 	$Z_tail;
+$Z_next:
+	add.s32 	%r2, %r2, %r3;
+	bra.uni 	$Z_desc;
+$Z_done:
+	ret;
+}
+
+.visible .entry kvh_verify_nonzero(
+	.param .u64 kvh_verify_nonzero_param_0,
+	.param .u32 kvh_verify_nonzero_param_1,
+	.param .u64 kvh_verify_nonzero_param_2
+)
+{
+	.reg .pred 	%p<10>;
+	.reg .b16 	%rs<4>;
+	.reg .b32 	%r<32>;
+	.reg .b64 	%rd<32>;
+
+	ld.param.u64 	%rd1, [kvh_verify_nonzero_param_0];
+	ld.param.u32 	%r1, [kvh_verify_nonzero_param_1];
+	cvta.to.global.u64 	%rd1, %rd1;
+	mov.u32 	%r2, %ctaid.x;
+	mov.u32 	%r3, %nctaid.x;
+	mov.u32 	%r4, %tid.x;
+	mov.u32 	%r5, %ntid.x;
+	cvt.u64.u32 	%rd2, %r4;
+	cvt.u64.u32 	%rd3, %r5;
+	shl.b64 	%rd4, %rd2, 4;
+	shl.b64 	%rd5, %rd3, 4;
+	mov.u64 	%rd13, 0;
+$V_desc:
+	setp.ge.u32 	%p1, %r2, %r1;
+	@%p1 bra 	$V_done;
+	mul.wide.u32 	%rd6, %r2, 16;
+	add.s64 	%rd6, %rd1, %rd6;
+	ld.global.u64 	%rd7, [%rd6];
+	ld.global.u64 	%rd8, [%rd6+8];
+	cvta.to.global.u64 	%rd7, %rd7;
+	add.s64 	%rd9, %rd7, %rd8;
+	add.s64 	%rd10, %rd7, 15;
+	and.b64 	%rd10, %rd10, -16;
+	min.u64 	%rd10, %rd10, %rd9;
+	and.b64 	%rd11, %rd9, -16;
+	max.u64 	%rd11, %rd11, %rd10;
+	add.s64 	%rd12, %rd7, %rd2;
+$V_head:
+	setp.ge.u64 	%p2, %rd12, %rd10;
+	@%p2 bra 	$V_body0;
+	ld.global.u8 	%rs1, [%rd12];
+	setp.ne.s16 	%p5, %rs1, 0;
+	selp.u64 	%rd14, 1, 0, %p5;
+	add.s64 	%rd13, %rd13, %rd14;
+	add.s64 	%rd12, %rd12, %rd3;
+	bra.uni 	$V_head;
+$V_body0:
+	add.s64 	%rd12, %rd10, %rd4;
+	shl.b64 	%rd20, %rd5, 2;
+	mul.lo.s64 	%rd24, %rd5, 3;
+$V_body4:
+	add.s64 	%rd21, %rd12, %rd24;
+	setp.ge.u64 	%p3, %rd21, %rd11;
+	@%p3 bra 	$V_body1;
+	add.s64 	%rd22, %rd12, %rd5;
+	add.s64 	%rd23, %rd22, %rd5;
+	ld.global.v4.u32 	{%r10, %r11, %r12, %r13}, [%rd12];
+	ld.global.v4.u32 	{%r14, %r15, %r16, %r17}, [%rd22];
+	ld.global.v4.u32 	{%r18, %r19, %r20, %r21}, [%rd23];
+	ld.global.v4.u32 	{%r22, %r23, %r24, %r25}, [%rd21];
+	setp.ne.s32 	%p5, %r10, 0;
+	selp.u32 	%r26, 4, 0, %p5;
+	setp.ne.s32 	%p5, %r11, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r12, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r13, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r14, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r15, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r16, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r17, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r18, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r19, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r20, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r21, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r22, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r23, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r24, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	setp.ne.s32 	%p5, %r25, 0;
+	selp.u32 	%r27, 4, 0, %p5;
+	add.s32 	%r26, %r26, %r27;
+	cvt.u64.u32 	%rd14, %r26;
+	add.s64 	%rd13, %rd13, %rd14;
+	add.s64 	%rd12, %rd12, %rd20;
+	bra.uni 	$V_body4;
+$V_body1:
+	setp.ge.u64 	%p3, %rd12, %rd11;
+	@%p3 bra 	$V_tail0;
+	ld.global.v4.u32 	{%r10, %r11, %r12, %r13}, [%rd12];
+	setp.ne.s32 	%p5, %r10, 0;
+	selp.u64 	%rd14, 4, 0, %p5;
+	add.s64 	%rd13, %rd13, %rd14;
+	setp.ne.s32 	%p6, %r11, 0;
+	selp.u64 	%rd15, 4, 0, %p6;
+	add.s64 	%rd13, %rd13, %rd15;
+	setp.ne.s32 	%p7, %r12, 0;
+	selp.u64 	%rd16, 4, 0, %p7;
+	add.s64 	%rd13, %rd13, %rd16;
+	setp.ne.s32 	%p8, %r13, 0;
+	selp.u64 	%rd17, 4, 0, %p8;
+	add.s64 	%rd13, %rd13, %rd17;
+	add.s64 	%rd12, %rd12, %rd5;
+	bra.uni 	$V_body1;
+$V_tail0:
+	add.s64 	%rd12, %rd11, %rd2;
+$V_tail:
+	setp.ge.u64 	%p4, %rd12, %rd9;
+	@%p4 bra 	$V_next;
+	ld.global.u8 	%rs1, [%rd12];
+	setp.ne.s16 	%p5, %rs1, 0;
+	selp.u64 	%rd14, 1, 0, %p5;
+	add.s64 	%rd13, %rd13, %rd14;
+	add.s64 	%rd12, %rd12, %rd3;
+	bra.uni 	$V_tail;
+$V_next:
+	add.s32 	%r2, %r2, %r3;
+	bra.uni 	$V_desc;
+$V_done:
+	setp.eq.s64 	%p9, %rd13, 0;
+	@%p9 bra 	$V_ret;
+	ld.param.u64 	%rd18, [kvh_verify_nonzero_param_2];
+	cvta.to.global.u64 	%rd18, %rd18;
+	atom.global.add.u64 	%rd19, [%rd18], %rd13;
+$V_ret:
+	ret;
+}
+`

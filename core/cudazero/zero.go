@@ -1,0 +1,547 @@
+package cudazero
+
+/*
+#include "shim.h"
+#include <stdlib.h>
+
+static kvh_CUresult kvhcu_z_ptr_attrs(const kvh_cu *c, kvh_CUdeviceptr p, unsigned int *mt, int *ord, kvh_CUdeviceptr *st, size_t *sz) { return kvhcu_ptr_attrs(c, p, mt, ord, st, sz); }
+static kvh_CUresult kvhcu_z_load(const kvh_cu *c, kvh_CUmodule *m, const char *img) { return c->ModuleLoadData(m, img); }
+static kvh_CUresult kvhcu_z_fn(const kvh_cu *c, kvh_CUfunction *f, kvh_CUmodule m, const char *name) { return c->ModuleGetFunction(f, m, name); }
+static kvh_CUresult kvhcu_z_attr(const kvh_cu *c, int *v, int a, kvh_CUdevice d) { return c->DeviceGetAttribute(v, a, d); }
+static kvh_CUresult kvhcu_z_dev(const kvh_cu *c, kvh_CUdevice *d, int o) { return c->DeviceGet(d, o); }
+static kvh_CUresult kvhcu_z_halloc(const kvh_cu *c, void **p, size_t n) { return c->MemAllocHost(p, n); }
+static kvh_CUresult kvhcu_z_hfree(const kvh_cu *c, void *p) { return c->MemFreeHost(p); }
+static kvh_CUresult kvhcu_z_dalloc(const kvh_cu *c, kvh_CUdeviceptr *p, size_t n) { return c->MemAlloc(p, n); }
+static kvh_CUresult kvhcu_z_dfree(const kvh_cu *c, kvh_CUdeviceptr p) { return c->MemFree(p); }
+static kvh_CUresult kvhcu_z_ecreate(const kvh_cu *c, kvh_CUevent *e) { return c->EventCreate(e, 0x2); }
+static kvh_CUresult kvh_z_d8(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD8Async(p, 0, n, (kvh_CUstream)s); }
+static kvh_CUresult kvh_z_d32(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD32Async(p, 0, n, (kvh_CUstream)s); }
+static kvh_CUresult kvh_z_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
+static kvh_CUresult kvh_z_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_z_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr table, unsigned int n, kvh_CUdeviceptr counter) { return kvhcu_launch(c, f, grid, block, (kvh_CUstream)s, table, n, counter, 1); }
+static kvh_CUresult kvhcu_z_erecord(const kvh_cu *c, kvh_CUevent e, uintptr_t s) { return c->EventRecord(e, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_z_equery(const kvh_cu *c, kvh_CUevent e) { return c->EventQuery(e); }
+static kvh_CUresult kvhcu_z_esync(const kvh_cu *c, kvh_CUevent e) { return c->EventSynchronize(e); }
+*/
+import "C"
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"unsafe"
+)
+
+// Range is a device byte range [Ptr, Ptr+Len).
+type Range struct{ Ptr, Len uint64 }
+
+const (
+	memTypeDevice = 2 // CU_MEMORYTYPE_DEVICE
+	attrSMCount   = 16
+	cuInvalidVal  = 1 // CUDA_ERROR_INVALID_VALUE
+
+	// chunkBytes splits long ranges into descriptors so that one kernel
+	// launch spreads a big range over many CTAs. Splits fall on absolute
+	// multiples of chunkBytes, so chunks stay 16-byte aligned.
+	chunkBytes  = 64 << 10
+	blockDim    = 256
+	ctasPerSM   = 8
+	headerBytes = 16 // u64 counter + pad in front of the descriptor table
+	minSlotSize = 4096
+)
+
+func memTypeName(t uint32) string {
+	switch t {
+	case 0:
+		return "not CUDA memory"
+	case 1:
+		return "CU_MEMORYTYPE_HOST"
+	case 2:
+		return "CU_MEMORYTYPE_DEVICE"
+	case 3:
+		return "CU_MEMORYTYPE_ARRAY"
+	case 4:
+		return "CU_MEMORYTYPE_UNIFIED"
+	}
+	return fmt.Sprintf("memory type %d", t)
+}
+
+type allocation struct{ start, end uint64 }
+
+// ValidateRange checks with cuPointerGetAttributes that r is device memory
+// (CU_MEMORYTYPE_DEVICE) of device ordinal and lies inside one allocation.
+// Otherwise it returns an error wrapping ErrInvalidRange and no device work is
+// done. A zero-length range is valid (nothing is ever written to it).
+func (d *Driver) ValidateRange(ordinal int, r Range) error {
+	if ordinal < 0 {
+		return fmt.Errorf("%w: device ordinal %d is negative", ErrInvalidRange, ordinal)
+	}
+	if err := checkOverflow(r); err != nil {
+		return err
+	}
+	if r.Len == 0 {
+		return nil
+	}
+	return d.withContext(ordinal, func(C.kvh_CUcontext) error {
+		_, err := d.validate(ordinal, r)
+		return err
+	})
+}
+
+func checkOverflow(r Range) error {
+	if r.Ptr+r.Len < r.Ptr {
+		return fmt.Errorf("%w: range %#x+%d overflows the address space", ErrInvalidRange, r.Ptr, r.Len)
+	}
+	if r.Ptr == 0 && r.Len != 0 {
+		return fmt.Errorf("%w: NULL device pointer", ErrInvalidRange)
+	}
+	return nil
+}
+
+// validate queries the allocation holding r.Ptr; must run in a context.
+func (d *Driver) validate(ordinal int, r Range) (allocation, error) {
+	var mt C.uint
+	var ord C.int
+	var start C.kvh_CUdeviceptr
+	var size C.size_t
+	rc := C.kvhcu_z_ptr_attrs(d.cu, C.kvh_CUdeviceptr(r.Ptr), &mt, &ord, &start, &size)
+	if rc != cuSuccess {
+		err := d.check(fmt.Sprintf("cuPointerGetAttributes(%#x)", r.Ptr), rc)
+		if rc == cuInvalidVal {
+			return allocation{}, fmt.Errorf("%w: %v", ErrInvalidRange, err)
+		}
+		return allocation{}, err
+	}
+	if mt != memTypeDevice {
+		return allocation{}, fmt.Errorf("%w: %#x+%d is not device memory (%s)", ErrInvalidRange, r.Ptr, r.Len, memTypeName(uint32(mt)))
+	}
+	if int(ord) != ordinal {
+		return allocation{}, fmt.Errorf("%w: %#x+%d is memory of CUDA device %d, not of device %d", ErrInvalidRange, r.Ptr, r.Len, int(ord), ordinal)
+	}
+	a := allocation{start: uint64(start), end: uint64(start) + uint64(size)}
+	if r.Ptr < a.start || r.Ptr+r.Len > a.end {
+		return allocation{}, fmt.Errorf("%w: %#x+%d runs past the end of its allocation [%#x, %#x) by %d bytes", ErrInvalidRange, r.Ptr, r.Len, a.start, a.end, r.Ptr+r.Len-a.end)
+	}
+	return a, nil
+}
+
+// validator validates ranges, querying each allocation once per call: a range
+// inside an allocation already seen is not queried again.
+type validator struct {
+	d       *Driver
+	ordinal int
+	seen    []allocation // sorted by start
+	last    int
+}
+
+func (v *validator) check(r Range) error {
+	if v.last >= 0 && r.Ptr >= v.seen[v.last].start && r.Ptr+r.Len <= v.seen[v.last].end {
+		return nil
+	}
+	i := sort.Search(len(v.seen), func(i int) bool { return v.seen[i].end > r.Ptr })
+	if i < len(v.seen) && r.Ptr >= v.seen[i].start && r.Ptr+r.Len <= v.seen[i].end {
+		v.last = i
+		return nil
+	}
+	a, err := v.d.validate(v.ordinal, r)
+	if err != nil {
+		return err
+	}
+	i = sort.Search(len(v.seen), func(i int) bool { return v.seen[i].start >= a.start })
+	v.seen = append(v.seen, allocation{})
+	copy(v.seen[i+1:], v.seen[i:])
+	v.seen[i] = a
+	v.last = i
+	return nil
+}
+
+// ctxState is what cudazero keeps per CUDA context: the loaded module and a
+// pool of reusable per-operation resources.
+type ctxState struct {
+	zeroFn, verifyFn C.kvh_CUfunction
+	grid             int // CTAs to launch at most (SMs * ctasPerSM)
+
+	mu   sync.Mutex
+	free []*slot
+}
+
+// slot is the resources of one in-flight operation: pinned host memory (the
+// descriptor table on the way in, the non-zero count on the way out), device
+// memory (counter + table) and the completion event. A slot is reused only
+// after Wait, so the pinned table is never rewritten while a copy from it may
+// still be pending.
+type slot struct {
+	host    unsafe.Pointer
+	hostCap uintptr
+	dev     C.kvh_CUdeviceptr
+	devCap  uintptr
+	event   C.kvh_CUevent
+}
+
+func (d *Driver) state(ctx C.kvh_CUcontext, ordinal int) (*ctxState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cs, ok := d.ctxs[ctx]; ok {
+		return cs, nil
+	}
+	img := C.CString(kernelPTX)
+	defer C.free(unsafe.Pointer(img))
+	var mod C.kvh_CUmodule
+	if err := d.check("cuModuleLoadData(kvhygiene PTX)", C.kvhcu_z_load(d.cu, &mod, img)); err != nil {
+		return nil, err
+	}
+	cs := &ctxState{}
+	for _, k := range []struct {
+		name string
+		fn   *C.kvh_CUfunction
+	}{{zeroKernel, &cs.zeroFn}, {verifyKernel, &cs.verifyFn}} {
+		cname := C.CString(k.name)
+		rc := C.kvhcu_z_fn(d.cu, k.fn, mod, cname)
+		C.free(unsafe.Pointer(cname))
+		if err := d.check("cuModuleGetFunction("+k.name+")", rc); err != nil {
+			return nil, err
+		}
+	}
+	var dev C.kvh_CUdevice
+	sms := C.int(1)
+	if C.kvhcu_z_dev(d.cu, &dev, C.int(ordinal)) != cuSuccess || C.kvhcu_z_attr(d.cu, &sms, attrSMCount, dev) != cuSuccess || sms < 1 {
+		sms = 1
+	}
+	cs.grid = int(sms) * ctasPerSM
+	d.ctxs[ctx] = cs
+	return cs, nil
+}
+
+// get returns a slot whose buffers hold at least need bytes (need 0: event only).
+func (cs *ctxState) get(d *Driver, need uintptr) (*slot, error) {
+	cs.mu.Lock()
+	var s *slot
+	if n := len(cs.free); n > 0 {
+		s = cs.free[n-1]
+		cs.free = cs.free[:n-1]
+	}
+	cs.mu.Unlock()
+	if s == nil {
+		s = &slot{}
+		if err := d.check("cuEventCreate", C.kvhcu_z_ecreate(d.cu, &s.event)); err != nil {
+			return nil, err
+		}
+	}
+	if need > 0 && (s.hostCap < need || s.devCap < need) {
+		size := uintptr(minSlotSize)
+		for size < need {
+			size *= 2
+		}
+		if s.hostCap < need {
+			if s.host != nil {
+				C.kvhcu_z_hfree(d.cu, s.host)
+				s.host, s.hostCap = nil, 0
+			}
+			if err := d.check(fmt.Sprintf("cuMemAllocHost(%d)", size), C.kvhcu_z_halloc(d.cu, &s.host, C.size_t(size))); err != nil {
+				cs.put(s)
+				return nil, err
+			}
+			s.hostCap = size
+		}
+		if s.devCap < need {
+			if s.dev != 0 {
+				C.kvhcu_z_dfree(d.cu, s.dev)
+				s.dev, s.devCap = 0, 0
+			}
+			if err := d.check(fmt.Sprintf("cuMemAlloc(%d)", size), C.kvhcu_z_dalloc(d.cu, &s.dev, C.size_t(size))); err != nil {
+				cs.put(s)
+				return nil, err
+			}
+			s.devCap = size
+		}
+	}
+	return s, nil
+}
+
+func (cs *ctxState) put(s *slot) {
+	cs.mu.Lock()
+	cs.free = append(cs.free, s)
+	cs.mu.Unlock()
+}
+
+// forMerged calls f for each range after dropping empty ranges and joining
+// ranges that continue each other in the given order (block b and b+1 of one
+// paged-cache region, for instance). It allocates nothing.
+func forMerged(rs []Range, f func(Range) error) error {
+	var cur Range
+	for _, r := range rs {
+		if r.Len == 0 {
+			continue
+		}
+		if cur.Len != 0 && cur.Ptr+cur.Len == r.Ptr {
+			cur.Len += r.Len
+			continue
+		}
+		if cur.Len != 0 {
+			if err := f(cur); err != nil {
+				return err
+			}
+		}
+		cur = r
+	}
+	if cur.Len != 0 {
+		return f(cur)
+	}
+	return nil
+}
+
+// merge is forMerged collected into a slice.
+func merge(rs []Range) []Range {
+	out := make([]Range, 0, len(rs))
+	_ = forMerged(rs, func(r Range) error { out = append(out, r); return nil })
+	return out
+}
+
+// chunks is the number of descriptors r is split into.
+func chunks(r Range) uint64 {
+	first := r.Ptr / chunkBytes
+	last := (r.Ptr + r.Len - 1) / chunkBytes
+	return last - first + 1
+}
+
+// Op is one enqueued zeroization. Call Wait exactly once it is no longer
+// needed: Wait releases its resources (an Op that is never waited for leaks
+// its pinned buffers and event).
+type Op struct {
+	d       *Driver
+	ordinal int
+	cs      *ctxState
+	s       *slot
+	verify  bool
+	total   uint64
+
+	mu      sync.Mutex
+	done    bool
+	nonzero uint64
+	err     error
+}
+
+// Zeroize the ranges of device ordinal on stream (a CUstream as integer; 0 is
+// the legacy default stream), in stream order after all work already
+// enqueued there, without ever synchronizing the host:
+//
+//   - every range is first checked with cuPointerGetAttributes (device memory
+//     of this device, inside one allocation; ErrInvalidRange otherwise) and the
+//     stream with cuStreamIsCapturing (ErrCapturing) — nothing is enqueued if
+//     any check fails;
+//   - ranges that continue each other are merged; a single contiguous range is
+//     zeroed with cuMemsetD32Async when 4-byte aligned in address and length,
+//     else cuMemsetD8Async; several ranges with ONE launch of kvh_scatter_zero
+//     over a descriptor table copied with cuMemcpyHtoDAsync from pinned memory;
+//     doublePass repeats the zeroing;
+//   - with verify, ONE launch of kvh_verify_nonzero reads every byte back and
+//     counts non-zero words into a device counter, which cuMemcpyDtoHAsync
+//     copies to pinned host memory;
+//   - finally an event is recorded. Op.Ready polls it, Op.Wait synchronizes on
+//     it and returns the count.
+//
+// The work runs in the calling thread's current context when it belongs to
+// this device, else in the device's primary context (pushed and popped on a
+// locked OS thread). The caller must keep the memory allocated until the Op
+// has completed.
+func (d *Driver) ZeroAsync(ordinal int, stream uint64, ranges []Range, verify, doublePass bool) (*Op, error) {
+	return d.zeroAsync(ordinal, stream, ranges, true, verify, doublePass)
+}
+
+// zeroAsync is ZeroAsync; zero false only verifies (tests, benchmarks).
+func (d *Driver) zeroAsync(ordinal int, stream uint64, ranges []Range, zero, verify, doublePass bool) (*Op, error) {
+	if ordinal < 0 {
+		return nil, fmt.Errorf("%w: device ordinal %d is negative", ErrInvalidRange, ordinal)
+	}
+	var total uint64
+	for _, r := range ranges {
+		if err := checkOverflow(r); err != nil {
+			return nil, err
+		}
+		total += r.Len
+	}
+	op := &Op{d: d, ordinal: ordinal, verify: verify, total: total}
+	err := d.withContext(ordinal, func(ctx C.kvh_CUcontext) error {
+		if err := d.checkStream(stream); err != nil {
+			return err
+		}
+		// One pass: validate, count merged ranges and descriptors.
+		v := validator{d: d, ordinal: ordinal, last: -1}
+		var p plan
+		if err := forMerged(ranges, func(r Range) error {
+			if err := v.check(r); err != nil {
+				return err
+			}
+			if p.merged == 0 {
+				p.first = r
+			}
+			p.merged++
+			p.ndesc += chunks(r)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if p.merged == 0 {
+			op.done = true
+			return nil
+		}
+		cs, err := d.state(ctx, ordinal)
+		if err != nil {
+			return err
+		}
+		op.cs = cs
+		return op.enqueue(stream, ranges, p, zero, doublePass)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+// plan is what the validation pass learned about the merged ranges.
+type plan struct {
+	merged int
+	first  Range // the merged range when merged == 1
+	ndesc  uint64
+}
+
+func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bool) error {
+	d, cs := op.d, op.cs
+	st := C.uintptr_t(stream)
+	useTable := op.verify || p.merged > 1
+	ndesc := p.ndesc
+	if useTable {
+		if ndesc > 1<<31 {
+			return fmt.Errorf("%w: %d descriptors in one call (max %d)", ErrInvalidRange, ndesc, uint64(1)<<31)
+		}
+	}
+	need := uintptr(0)
+	if useTable {
+		need = headerBytes + uintptr(ndesc)*16
+	}
+	s, err := cs.get(d, need)
+	if err != nil {
+		return err
+	}
+	// From here on an error leaves work possibly in flight that reads the
+	// slot's buffers: the slot is abandoned (leaked), never reused.
+	passes := 1
+	if doublePass {
+		passes = 2
+	}
+	if !zero {
+		passes = 0
+	}
+	grid := 0
+	if useTable {
+		tab := unsafe.Slice((*uint64)(s.host), need/8)
+		tab[0], tab[1] = 0, 0
+		i := 2
+		_ = forMerged(ranges, func(r Range) error {
+			a, end := r.Ptr, r.Ptr+r.Len
+			for a < end {
+				next := (a/chunkBytes + 1) * chunkBytes
+				if next > end || next < a {
+					next = end
+				}
+				tab[i], tab[i+1] = a, next-a
+				i += 2
+				a = next
+			}
+			return nil
+		})
+		if err := d.check("cuMemcpyHtoDAsync(descriptor table)", C.kvh_z_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
+			return err
+		}
+		grid = cs.grid
+		if uint64(grid) > ndesc {
+			grid = int(ndesc)
+		}
+	}
+	table := s.dev + headerBytes
+	for pass := 0; pass < passes; pass++ {
+		if p.merged == 1 {
+			r := p.first
+			if r.Ptr%4 == 0 && r.Len%4 == 0 {
+				err = d.check("cuMemsetD32Async", C.kvh_z_d32(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len/4), st))
+			} else {
+				err = d.check("cuMemsetD8Async", C.kvh_z_d8(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len), st))
+			}
+		} else {
+			err = d.check("cuLaunchKernel("+zeroKernel+")", C.kvhcu_z_launch(d.cu, cs.zeroFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), 0))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if op.verify {
+		if err := d.check("cuLaunchKernel("+verifyKernel+")", C.kvhcu_z_launch(d.cu, cs.verifyFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), s.dev)); err != nil {
+			return err
+		}
+		if err := d.check("cuMemcpyDtoHAsync(non-zero count)", C.kvh_z_d2h(d.cu, s.host, s.dev, 8, st)); err != nil {
+			return err
+		}
+	}
+	if err := d.check("cuEventRecord", C.kvhcu_z_erecord(d.cu, s.event, st)); err != nil {
+		return err
+	}
+	op.s = s
+	return nil
+}
+
+// Ready reports whether the work has completed (cuEventQuery) without
+// blocking. An error is a failure of the work (e.g. CUDA_ERROR_ILLEGAL_ADDRESS).
+func (op *Op) Ready() (bool, error) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.done {
+		return true, op.err
+	}
+	ready := false
+	err := op.d.withContext(op.ordinal, func(C.kvh_CUcontext) error {
+		rc := C.kvhcu_z_equery(op.d.cu, op.s.event)
+		if rc == cuNotReady {
+			return nil
+		}
+		if err := op.d.check("cuEventQuery", rc); err != nil {
+			return err
+		}
+		ready = true
+		return nil
+	})
+	return ready, err
+}
+
+// Wait blocks until the work has completed (cuEventSynchronize), reads the
+// verification result and releases the operation's resources. nonzeroBytes is
+// 0 when every verified byte is zero; otherwise it is an upper bound of the
+// non-zero bytes: 4 per non-zero aligned 4-byte word, 1 per non-zero
+// unaligned head/tail byte, capped at the total length of the ranges. Without
+// verify nothing was read back and nonzeroBytes is 0. Later calls return the
+// same result.
+func (op *Op) Wait() (nonzeroBytes uint64, err error) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.done {
+		return op.nonzero, op.err
+	}
+	op.done = true
+	err = op.d.withContext(op.ordinal, func(C.kvh_CUcontext) error {
+		return op.d.check("cuEventSynchronize", C.kvhcu_z_esync(op.d.cu, op.s.event))
+	})
+	if err != nil {
+		// The work failed; its resources may be in an unknown state: abandon them.
+		op.err = err
+		return 0, err
+	}
+	if op.verify {
+		n := *(*uint64)(op.s.host)
+		if n > op.total {
+			n = op.total
+		}
+		op.nonzero = n
+	}
+	op.cs.put(op.s)
+	op.s = nil
+	return op.nonzero, nil
+}

@@ -1,0 +1,25 @@
+# CUDA path without a GPU: tests/fakecuda (a C test double of libcuda) drives
+#   - the Go tests of core/cudazero (built by their TestMain; part of test-go), and
+#   - test-cuda: the whole ABI path, Python ctypes -> libkvhygiene -> tracer ->
+#     cudazero -> fake libcuda (tests/gpu/test_driver_gpu.py must run and pass;
+#     the torch tests skip).
+# On a GPU machine: bash tests/gpu/run.sh (real-GPU tests + benchmarks).
+FAKECUDA_CC     ?= cc
+FAKECUDA_DIR    := $(BUILD)/fakecuda
+FAKECUDA_LIB    := $(FAKECUDA_DIR)/libcuda.so.1
+
+$(FAKECUDA_LIB): tests/fakecuda/fakecuda.c
+	@mkdir -p $(dir $@)
+	$(FAKECUDA_CC) -O1 -g -Wall -Wextra -Werror -std=gnu11 -shared -fPIC -pthread -o $@ $<
+
+.PHONY: test-cuda gpu-test-binary
+test-cuda: $(LIB) $(FAKECUDA_LIB)
+	KVH_LIB=$(LIB) KVH_LIBCUDA=$(FAKECUDA_LIB) KVH_GPU_REQUIRE=test_ctypes_sanitize_and_pool \
+	  $(PYTHON) tests/gpu/runner.py
+
+# The real-GPU Go test binary (run by tests/gpu/run.sh on a machine without Go).
+gpu-test-binary:
+	@mkdir -p $(BUILD)/gpu
+	CGO_ENABLED=1 $(GO) test -c -o $(BUILD)/gpu/cudazero.test ./core/cudazero
+
+TEST_TARGETS += test-cuda

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Real-GPU suite for a machine with an NVIDIA GPU and driver; Go is not needed.
+# Needs: build/libkvhygiene.so (make lib) and python3. Optional:
+#   build/gpu/cudazero.test  (make gpu-test-binary): cudazero's real-GPU Go tests
+#                            and kernel benchmarks against the system libcuda
+#   torch (CUDA)             : the torch tests and benchmarks/gpu/bench.py
+# Results: $OUT/gpu-results.md (OUT defaults to build/gpu-out). BENCH=0 skips benchmarks.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-build/gpu-out}
+mkdir -p "$OUT"
+R="$OUT/gpu-results.md"
+PY=${PYTHON:-python3}
+fail=0
+{
+  echo "# kvhygiene GPU results"
+  echo
+  echo "- date: $(date -u +%FT%TZ)"
+  echo "- gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
+  echo "- cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) cores)"
+  echo "- python: $($PY --version 2>&1); torch: $($PY -c 'import torch; print(torch.__version__, torch.version.cuda)' 2>/dev/null || echo absent)"
+  echo
+} > "$R"
+
+if [ -x build/gpu/cudazero.test ]; then
+  echo "## cudazero real-GPU Go tests" >> "$R"
+  KVH_CUDAZERO_REAL=1 KVH_CUDAZERO_BENCH=${BENCH:-1} KVH_GPU_RESULTS="$OUT/cudazero-bench.md" \
+    ./build/gpu/cudazero.test -test.run '^TestReal' -test.v -test.timeout 500s > "$OUT/cudazero-test.log" 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && fail=1
+  echo '```' >> "$R"; grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|cudazero_test|gpu_real_test' "$OUT/cudazero-test.log" | grep -v '=== RUN' | tail -40 >> "$R"; echo "exit $rc" >> "$R"; echo '```' >> "$R"
+  [ -f "$OUT/cudazero-bench.md" ] && { echo; echo "### kernel benchmarks (cudazero, Go)"; cat "$OUT/cudazero-bench.md"; } >> "$R"
+else
+  echo "build/gpu/cudazero.test missing (make gpu-test-binary): Go real-GPU tests not run" >> "$R"
+fi
+
+echo -e "\n## Python tests through libkvhygiene (ctypes)" >> "$R"
+KVH_GPU_REQUIRE=test_ctypes_sanitize_and_pool $PY tests/gpu/runner.py > "$OUT/python-tests.log" 2>&1 || fail=1
+echo '```' >> "$R"; tail -40 "$OUT/python-tests.log" >> "$R"; echo '```' >> "$R"
+
+if [ "${BENCH:-1}" = 1 ] && $PY -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  echo -e "\n## benchmarks/gpu/bench.py (torch)" >> "$R"
+  $PY benchmarks/gpu/bench.py --out "$OUT/bench-torch.md" > "$OUT/bench-torch.log" 2>&1 || fail=1
+  cat "$OUT/bench-torch.md" >> "$R" 2>/dev/null || tail -20 "$OUT/bench-torch.log" >> "$R"
+fi
+echo -e "\noverall: $([ $fail = 0 ] && echo PASS || echo FAIL)" >> "$R"
+cat "$R"
+exit $fail
