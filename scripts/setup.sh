@@ -24,7 +24,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating Python venv in $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import numpy, pytest" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import numpy, pytest, setuptools, wheel" 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -r scripts/requirements-test.txt
 fi
