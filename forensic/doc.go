@@ -1,0 +1,135 @@
+/*
+Package forensic owns kvhygiene's tamper-evident forensic chain: the
+canonical encoder, the writer (group commit, fsync policy, rotation, crash
+recovery), the verifier, signed checkpoints, retention (pruning) and the
+audit queries of encrypted offload. The format is the seed's
+(llmops-kv-hygiene tools/forensic_logger.py), byte for byte compatible in
+both directions, with the additions below.
+
+# Records and lines
+
+A log is a set of files of newline-terminated lines, one JSON object per
+line. The writer adds to every record: schema (1), ts (float epoch seconds),
+trace_id (UUID v4), seq (monotonic across all files, from 0), kid (key id:
+first 8 hex digits of SHA-256(HMAC key), or "none"), prev_hash (the previous
+record's curr_hash in the same file; "GENESIS" for a file's first record),
+then
+
+	canonical = Canonical(record without curr_hash and hmac)
+	curr_hash = hex(SHA-256(prev_hash + canonical))
+	hmac      = hex(HMAC-SHA256(key, prev_hash + canonical))   (with a key)
+
+Canonical is Python's json.dumps(obj, sort_keys=True, ensure_ascii=False,
+separators=(",", ":")): keys sorted by code point at every level (equal to
+UTF-8 byte order), strings escaping only '"', '\\' and C0 controls (\b \f
+\n \r \t short, others \u00xx lowercase), U+2028/2029 and non-ASCII raw,
+floats as Python repr (1.0, 1e+16, 1e-07, -0.0), integers exact.
+
+Our writer lays a line out as the canonical bytes with the closing brace
+replaced by the two hash fields:
+
+	{"event_type":"free",...,"ts":1795346751.2176793,"curr_hash":"<64 hex>","hmac":"<64 hex>"}\n
+
+so the verifier's fast path hashes line[:len-suffix] + "}" without a JSON
+round trip (the suffix has a fixed length: 80 bytes plain, 154 with hmac).
+Any other layout (the seed writes json.dumps defaults, ", " and ": ",
+insertion order) is parsed and re-encoded; both are accepted by both
+verifiers. A line in our layout whose bytes are not canonical (a
+meaning-preserving edit such as 1e-07 -> 1E-07) fails as non_canonical.
+
+Event types: the seed's allocate bind write reuse sanitize_start
+sanitize_end quarantine free rotate, plus isolation_violation pool_assign
+pool_release release_quarantine checkpoint prune recovery encrypt decrypt
+rotate_key. The chain does not care; callers choose.
+
+# Files, rotation, locking
+
+The active file is <dir>/<stem>.log (mode 0600, directory 0700; a symlink
+is refused). One writer per log: Open takes an exclusive flock on
+<stem>.log.lock and fails with ErrLocked otherwise. When a record would push
+the active file past MaxBytes, the file is fsynced, a checkpoint is taken
+(if configured), and it is renamed (renameat2 RENAME_NOREPLACE: never
+overwriting) to
+
+	<stem>-<unix seconds>-<seq of the next record, 12 digits>.log
+
+(a "-<n>" suffix is added only if that name is taken), so many rotations per
+second get distinct names that sort by name in rotation order. The new
+active file starts with a rotate record {prev_file, prev_file_last_hash}
+whose prev_hash is "GENESIS", as the seed does. VerifyAll orders files by
+(seconds, seq, suffix); the seed's own <stem>-<seconds>.log names sort
+first within a second.
+
+# Durability and recovery
+
+Append validates and enqueues; a writer goroutine encodes, hashes and writes
+whole batches with one write(2). Unless someone waits for durability, the
+writer lingers up to 200 us so batches grow, and parks after 20 ms idle
+(only then does an Append pay for waking it). Batches of 64 records or more
+go through a pipeline: records are encoded in parallel with the prev_hash
+and seq values left out, the SHA-256 chain runs sequentially over the
+pieces, and lines are assembled and HMACed in parallel; the bytes equal
+those of the one-record path. Fsync policies: none (fsync only on Flush,
+Checkpoint, rotation, Close), interval (at most every FsyncInterval, 10 ms
+default) and always (Append returns after the fsync covering its record;
+concurrent appenders share fsyncs). A failed fsync is never retried: the
+file is rotated away, OnError and Stats.FsyncErrors report it and the
+FsyncAlways appenders of the affected records get ErrFsync.
+
+Open reads the active file whole (however long its last record is). Everything after the last complete record
+(an unterminated line, or lines that are not JSON records) is a torn tail:
+it is copied to <stem>.log.broken-<unix>-<n>, cut, and a recovery record
+{removed_bytes, removed_offset, removed_sha256, broken_file, reason} is
+appended. An empty active file next to rotated files (a crash between
+rename and rotate record) gets its rotate record on open.
+
+# Checkpoints
+
+With CheckpointDir and an Ed25519 note signer key (GenerateKey, x/mod
+sumdb/note), the writer signs a checkpoint at every rotation, every
+CheckpointEvery records, every CheckpointInterval and at Close. The note
+body is a C2SP tlog-checkpoint:
+
+	<origin, default "kvhygiene<abs path>">
+	<size: number of records covered, seq 0..size-1>
+	<base64 RFC 6962 Merkle root>
+	head <curr_hash of record size-1>
+
+The Merkle leaves are the records' 32-byte binary curr_hash values in seq
+order (leaf hash SHA-256(0x00 || curr_hash)). Files are
+checkpoint-<size, 20 digits>.note, with an unsigned sidecar .state (JSON:
+compact range hashes, head, file and byte offset where record <size>
+starts) authenticated by recomputing its root. The signer key never enters
+a record. VerifyAll with CheckpointDir and PublicKey recomputes the tree
+over the records and checks every checkpoint: a log shorter than a signed
+size is truncated_against_checkpoint, a differing root or head (a rewrite by
+an HMAC key holder) is checkpoint_mismatch. VerifyIncremental starts from
+the newest checkpoint's state and checks only later records. After pruning,
+the tree resumes from the checkpoint taken at the rotation that ended the
+last pruned file.
+
+# Retention
+
+Prune removes (or archives into ArchiveDir, never overwriting) whole rotated
+files, oldest first and only as a prefix, never the active file. Before
+touching anything it appends, through a Writer (so it holds the flock), and
+fsyncs a prune record
+
+	{"event_type":"prune","pruned":[{"file","last_hash","first_seq","last_seq","records"}...],...}
+
+VerifyAll then accepts that the oldest remaining file's rotate record names
+a missing file exactly when a prune record declares it with the same last
+hash, and lists the declared gap in Result.Pruned.
+
+# Verification results
+
+Failures carry the file, the 0-based line (blank lines count, as in the
+seed) and a reason: bad_hash, bad_hmac, missing_hmac (a key is configured
+and the record has none: the seed skips such records), seq_gap,
+rotation_link_mismatch, missing_rotate, truncated_against_checkpoint,
+checkpoint_mismatch, checkpoint_invalid, checkpoint_unverifiable,
+malformed_json (including a torn last line), non_canonical. HMACs are
+compared in constant time. The chain continues from each line's claimed
+curr_hash, so one edited line yields one failure at that line.
+*/
+package forensic

@@ -1,0 +1,230 @@
+package forensic
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+const (
+	sufCurr = `,"curr_hash":"`
+	sufMac  = `","hmac":"`
+	// fast-path suffix lengths: ,"curr_hash":"<64>"} and ,"curr_hash":"<64>","hmac":"<64>"}
+	sufPlainLen = len(sufCurr) + 64 + 2
+	sufMacLen   = len(sufCurr) + 64 + len(sufMac) + 64 + 2
+)
+
+// fastSplit recognises a line in the writer's own layout:
+//
+//	<canonical record without its closing '}'>,"curr_hash":"<hex>"[,"hmac":"<hex>"]}
+//
+// and returns the canonical prefix (without the final '}'), the hash and the
+// HMAC (nil when absent). ok is false for any other layout.
+func fastSplit(line []byte) (prefix, curr, mac []byte, ok bool) {
+	n := len(line)
+	if n >= sufMacLen+2 && line[0] == '{' && line[n-1] == '}' && line[n-2] == '"' {
+		s := n - sufMacLen
+		if string(line[s:s+len(sufCurr)]) == sufCurr && string(line[n-66-len(sufMac):n-66]) == sufMac {
+			return line[:s], line[s+len(sufCurr) : s+len(sufCurr)+64], line[n-66 : n-2], true
+		}
+	}
+	if n >= sufPlainLen+2 && line[0] == '{' && line[n-1] == '}' && line[n-2] == '"' {
+		s := n - sufPlainLen
+		if string(line[s:s+len(sufCurr)]) == sufCurr {
+			return line[:s], line[s+len(sufCurr) : n-2], nil, true
+		}
+	}
+	return nil, nil, nil, false
+}
+
+// topLevelSeq finds the top-level "seq" integer in a canonical object prefix.
+func topLevelSeq(prefix []byte) (uint64, bool) {
+	const pat = `,"seq":`
+	// a match with no '{' before it (past the opening one) is at top level:
+	// strings cannot hold an unescaped '"' and lists hold no keys.
+	if i := bytes.Index(prefix, []byte(pat)); i > 0 && bytes.IndexByte(prefix[1:i], '{') < 0 {
+		return parseUintAt(prefix[i+len(pat):])
+	}
+	// nested objects before it: walk with depth tracking
+	depth := 0
+	inStr := false
+	for i := 0; i < len(prefix); i++ {
+		c := prefix[i]
+		if inStr {
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			if depth == 1 && prefix[i-1] == ',' && bytes.HasPrefix(prefix[i-1:], []byte(pat)) {
+				return parseUintAt(prefix[i-1+len(pat):])
+			}
+			inStr = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		}
+	}
+	return 0, false
+}
+
+func parseUintAt(b []byte) (uint64, bool) {
+	j := 0
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	if j == 0 || (j < len(b) && b[j] != ',' && b[j] != '}') {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[:j]), 10, 64)
+	return v, err == nil
+}
+
+var errNotObject = errors.New("line is not a JSON object")
+
+// parseLine decodes one line like Python's json.loads (numbers kept exact).
+func parseLine(line []byte) (map[string]any, error) {
+	if !utf8.Valid(line) {
+		return nil, errors.New("line is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after JSON object")
+	}
+	// reject trailing garbage that Decoder.More ignores (e.g. "}x")
+	if rest := bytes.TrimSpace(line[dec.InputOffset():]); len(rest) > 0 {
+		return nil, errors.New("trailing data after JSON object")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errNotObject
+	}
+	return m, nil
+}
+
+// slowCanonical returns the canonical bytes of a parsed record without
+// curr_hash and hmac, plus those two values.
+func slowCanonical(m map[string]any) (canon []byte, curr, mac string, hasMac bool, err error) {
+	if c, ok := m["curr_hash"].(string); ok {
+		curr = c
+	}
+	if v, ok := m["hmac"]; ok && v != nil {
+		s, _ := v.(string)
+		mac, hasMac = s, s != ""
+	}
+	tmp := make(map[string]any, len(m))
+	for k, v := range m {
+		if k != "curr_hash" && k != "hmac" {
+			tmp[k] = v
+		}
+	}
+	canon, err = Canonical(tmp)
+	return canon, curr, mac, hasMac, err
+}
+
+func getString(m map[string]any, k string) string {
+	s, _ := m[k].(string)
+	return s
+}
+
+func getUint(m map[string]any, k string) (uint64, bool) {
+	n, ok := m[k].(json.Number)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(n), 10, 64)
+	return v, err == nil
+}
+
+func getFloat(m map[string]any, k string) float64 {
+	n, ok := m[k].(json.Number)
+	if !ok {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(string(n), 64)
+	return f
+}
+
+// reservedKeys are set by the writer; callers may not pass them.
+var reservedKeys = map[string]bool{
+	"event_type": true, "prev_hash": true, "curr_hash": true, "hmac": true, "seq": true, "kid": true,
+}
+
+// validateValue checks that v is encodable and finite.
+func validateValue(v any) error {
+	switch x := v.(type) {
+	case nil, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, []int64, []int, []uint32:
+		return nil
+	case string:
+		if !utf8.ValidString(x) {
+			return fmt.Errorf("%w: string is not valid UTF-8", ErrUnsupported)
+		}
+	case float32:
+		return checkFinite(float64(x))
+	case float64:
+		return checkFinite(x)
+	case []float64:
+		for _, f := range x {
+			if err := checkFinite(f); err != nil {
+				return err
+			}
+		}
+	case json.Number:
+		if !isJSONNumber(string(x)) {
+			return fmt.Errorf("%w: json.Number %q", ErrUnsupported, string(x))
+		}
+	case []string:
+		for _, s := range x {
+			if !utf8.ValidString(s) {
+				return fmt.Errorf("%w: string is not valid UTF-8", ErrUnsupported)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := validateValue(e); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) {
+				return fmt.Errorf("%w: key is not valid UTF-8", ErrUnsupported)
+			}
+			if err := validateValue(e); err != nil {
+				return err
+			}
+		}
+	case map[string]string:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !utf8.ValidString(e) {
+				return fmt.Errorf("%w: string is not valid UTF-8", ErrUnsupported)
+			}
+		}
+	default:
+		if nv, ok := normalize(v); ok {
+			return validateValue(nv)
+		}
+		return fmt.Errorf("%w: type %T", ErrUnsupported, v)
+	}
+	return nil
+}
+
+func checkFinite(f float64) error {
+	if f != f || f > 1.7976931348623157e308 || f < -1.7976931348623157e308 {
+		return fmt.Errorf("%w: non-finite float %v", ErrUnsupported, f)
+	}
+	return nil
+}

@@ -1,0 +1,820 @@
+package forensic
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/transparency-dev/merkle/compact"
+)
+
+// VerifyOptions configures verification. HMACKey set means every record
+// must carry a valid hmac. CheckpointDir + PublicKey (a note verifier key
+// from GenerateKey) enable checkpoint checks in VerifyAll.
+type VerifyOptions struct {
+	HMACKey       []byte
+	CheckpointDir string
+	PublicKey     string
+}
+
+// Failure is one verification finding. Line is the 0-based line index in
+// File (blank lines count, like the seed's verifier).
+type Failure struct {
+	File   string
+	Line   int
+	Reason string
+	Detail string
+}
+
+// PrunedFile is a file removed by Prune, as declared by a prune record.
+type PrunedFile struct {
+	File     string `json:"file"`
+	LastHash string `json:"last_hash"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	Records  int    `json:"records"`
+}
+
+// Result is the outcome of VerifyChain / VerifyAll.
+type Result struct {
+	OK       bool
+	Records  int
+	Files    []string
+	Failures []Failure
+	Pruned   []PrunedFile // declared gaps (VerifyAll)
+	// CheckpointSize is the size of the newest checkpoint checked (0: none).
+	CheckpointSize uint64
+}
+
+// Failure reasons.
+const (
+	ReasonBadHash              = "bad_hash"
+	ReasonBadHMAC              = "bad_hmac"
+	ReasonMissingHMAC          = "missing_hmac"
+	ReasonSeqGap               = "seq_gap"
+	ReasonRotationLink         = "rotation_link_mismatch"
+	ReasonMissingRotate        = "missing_rotate"
+	ReasonTruncated            = "truncated_against_checkpoint"
+	ReasonMalformed            = "malformed_json"
+	ReasonCheckpointMismatch   = "checkpoint_mismatch"
+	ReasonCheckpointInvalid    = "checkpoint_invalid"
+	ReasonCheckpointUnverified = "checkpoint_unverifiable"
+	ReasonNonCanonical         = "non_canonical"
+)
+
+// JSON returns {"ok":..,"records":..,"files":[..],"failures":[{"file","line","reason","detail"}],"pruned":[..]}.
+func (r *Result) JSON() []byte {
+	type jf struct {
+		File   string `json:"file"`
+		Line   int    `json:"line"`
+		Reason string `json:"reason"`
+		Detail string `json:"detail,omitempty"`
+	}
+	out := struct {
+		OK             bool         `json:"ok"`
+		Records        int          `json:"records"`
+		Files          []string     `json:"files"`
+		Failures       []jf         `json:"failures"`
+		Pruned         []PrunedFile `json:"pruned,omitempty"`
+		CheckpointSize uint64       `json:"checkpoint_size,omitempty"`
+	}{OK: r.OK, Records: r.Records, Files: r.Files, Failures: []jf{}, Pruned: r.Pruned, CheckpointSize: r.CheckpointSize}
+	if out.Files == nil {
+		out.Files = []string{}
+	}
+	for _, f := range r.Failures {
+		out.Failures = append(out.Failures, jf(f))
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+type verifier struct {
+	o       VerifyOptions
+	res     *Result
+	sha     hash.Hash
+	mac     hash.Hash
+	sum     []byte
+	hx      [64]byte
+	lastSeq uint64
+	haveSeq bool
+	prunes  []PrunedFile
+	files   []logFile
+	tc      transcoder
+	collect bool      // record leaves instead of feeding them (parallel chunks)
+	leaves  []leafRec // collected leaves
+
+	// checkpoints
+	cps       []*CheckpointState
+	cpIdx     int
+	cr        *compact.Range
+	crState   int // 0 not started, 1 running, 2 broken
+	lastFile  string
+	lastLines int
+	raw       [32]byte
+}
+
+// fileSum summarises one verified file for link checks.
+type fileSum struct {
+	name       string
+	records    int
+	first      map[string]any // first record, parsed
+	firstLine  int
+	lastHash   string
+	firstSeq   uint64
+	hasSeq     bool
+	firstSeqLn int
+	lines      int
+}
+
+func newVerifier(o VerifyOptions) *verifier {
+	v := &verifier{o: o, res: &Result{}, sha: sha256.New()}
+	if len(o.HMACKey) > 0 {
+		v.mac = hmacNew(o.HMACKey)
+	}
+	return v
+}
+
+func (v *verifier) fail(file string, line int, reason, detail string) {
+	v.res.Failures = append(v.res.Failures, Failure{File: file, Line: line, Reason: reason, Detail: detail})
+}
+
+var closeBrace = []byte{'}'}
+
+// verifyFile checks every line of one file starting at byte offset start,
+// with prev as the running hash. startLine is the line index of start.
+func (v *verifier) verifyFile(path, name string, start int64, startLine int, prev string) (*fileSum, error) {
+	f, err := openNoFollow(path)
+	if err != nil {
+		return nil, fmt.Errorf("forensic: verify %s: %w", path, err)
+	}
+	defer f.Close()
+	if start > 0 {
+		if _, err := f.Seek(start, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("forensic: verify %s: %w", path, err)
+		}
+	}
+	bufSize := 4 << 20
+	st, err := f.Stat()
+	if err == nil && st.Size() < int64(bufSize) {
+		bufSize = max(int(st.Size()), 4096)
+	}
+	if err == nil && st.Size()-start >= parallelMin {
+		return v.verifyParallel(f, path, name, startLine, prev)
+	}
+	return v.verifyReader(f, bufSize, path, name, startLine, prev)
+}
+
+// verifyReader is verifyFile over any reader (tests use it in memory).
+func (v *verifier) verifyReader(f io.Reader, bufSize int, path, name string, startLine int, prev string) (*fileSum, error) {
+	fs := &fileSum{name: name, lastHash: "GENESIS", firstLine: -1}
+	lr := newLineReader(f, bufSize)
+	prevB := append(make([]byte, 0, 128), prev...)
+	defer func() { fs.lastHash = string(prevB) }()
+	lineNo := startLine - 1
+	for {
+		line, _, term, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fs, fmt.Errorf("forensic: verify %s: %w", path, err)
+		}
+		lineNo++
+		fs.lines = lineNo + 1
+		if isBlank(line) {
+			continue
+		}
+		if !term {
+			v.fail(name, lineNo, ReasonMalformed, "last line is not newline-terminated (torn write or truncation)")
+			break
+		}
+		curr, seq, hasSeq, m, ok := v.checkLine(name, lineNo, line, prevB)
+		if !ok {
+			continue
+		}
+		if fs.records == 0 {
+			fs.firstLine = lineNo
+			if m == nil {
+				m, _ = parseLine(line)
+			}
+			fs.first = m
+		}
+		fs.records++
+		v.res.Records++
+		prevB = append(prevB[:0], curr...)
+		if hasSeq {
+			if v.haveSeq && seq != v.lastSeq+1 {
+				v.fail(name, lineNo, ReasonSeqGap, fmt.Sprintf("seq %d follows %d", seq, v.lastSeq))
+			}
+			if !fs.hasSeq {
+				fs.firstSeq, fs.hasSeq, fs.firstSeqLn = seq, true, lineNo
+			}
+			v.lastSeq, v.haveSeq = seq, true
+			if v.cps != nil {
+				v.feedLeaf(name, lineNo, seq, curr)
+			} else if v.collect {
+				var lr leafRec
+				lr.seq, lr.line = seq, lineNo
+				copy(lr.curr[:], curr)
+				lr.n = len(curr)
+				v.leaves = append(v.leaves, lr)
+			}
+		}
+	}
+	v.lastFile, v.lastLines = name, fs.lines
+	return fs, nil
+}
+
+// checkLine verifies one record against prev. It returns the record's
+// claimed curr_hash (the chain continues from it even when the record is
+// bad, so one tampered line yields one failure), its seq and, when it had
+// to be parsed, the parsed object.
+func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) (curr []byte, seq uint64, hasSeq bool, m map[string]any, ok bool) {
+	if prefix, c, mac, fast := fastSplit(line); fast {
+		v.sha.Reset()
+		v.sha.Write(prev)
+		v.sha.Write(prefix)
+		v.sha.Write(closeBrace)
+		v.sum = v.sha.Sum(v.sum[:0])
+		hex.Encode(v.hx[:], v.sum)
+		if bytes.Equal(v.hx[:], c) {
+			if v.mac != nil {
+				if mac == nil {
+					v.fail(name, lineNo, ReasonMissingHMAC, "record has no hmac")
+				} else {
+					v.mac.Reset()
+					v.mac.Write(prev)
+					v.mac.Write(prefix)
+					v.mac.Write(closeBrace)
+					v.sum = v.mac.Sum(v.sum[:0])
+					hex.Encode(v.hx[:], v.sum)
+					if !hmac.Equal(v.hx[:], mac) {
+						v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
+					}
+				}
+			}
+			seq, hasSeq = topLevelSeq(prefix)
+			return c, seq, hasSeq, nil, true
+		}
+	}
+	_, _, _, ourLayout := fastSplit(line)
+	if !ourLayout && utf8.Valid(line) {
+		// seed layout: transcode to canonical without building values
+		if canon, err := v.tc.transcode(line); err == nil && len(v.tc.curr) == 64 {
+			v.sha.Reset()
+			v.sha.Write(prev)
+			v.sha.Write(canon)
+			v.sum = v.sha.Sum(v.sum[:0])
+			hex.Encode(v.hx[:], v.sum)
+			if bytes.Equal(v.hx[:], v.tc.curr) && (v.mac == nil || v.tc.mac != nil) {
+				if v.mac != nil {
+					v.mac.Reset()
+					v.mac.Write(prev)
+					v.mac.Write(canon)
+					v.sum = v.mac.Sum(v.sum[:0])
+					hex.Encode(v.hx[:], v.sum)
+					if !hmac.Equal(v.hx[:], v.tc.mac) {
+						v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
+					}
+				}
+				return v.tc.curr, v.tc.seq, v.tc.hasSeq, nil, true
+			}
+		}
+	}
+	m, err := parseLine(line)
+	if err != nil {
+		v.fail(name, lineNo, ReasonMalformed, err.Error())
+		return nil, 0, false, nil, false
+	}
+	canon, c, mac, hasMac, err := slowCanonical(m)
+	if err != nil {
+		v.fail(name, lineNo, ReasonMalformed, err.Error())
+		return nil, 0, false, nil, false
+	}
+	v.sha.Reset()
+	v.sha.Write(prev)
+	v.sha.Write(canon)
+	v.sum = v.sha.Sum(v.sum[:0])
+	hex.Encode(v.hx[:], v.sum)
+	if !hmac.Equal(v.hx[:], []byte(c)) {
+		v.fail(name, lineNo, ReasonBadHash, "curr_hash does not match SHA-256(prev_hash + canonical record)")
+	} else if ourLayout {
+		// the writer's layout is canonical bytes; these hash only after
+		// re-encoding, so the line was edited in a meaning-preserving way
+		v.fail(name, lineNo, ReasonNonCanonical, "line bytes differ from the canonical encoding of the record")
+	} else if v.mac != nil {
+		if !hasMac {
+			v.fail(name, lineNo, ReasonMissingHMAC, "record has no hmac")
+		} else {
+			v.mac.Reset()
+			v.mac.Write(prev)
+			v.mac.Write(canon)
+			v.sum = v.mac.Sum(v.sum[:0])
+			hex.Encode(v.hx[:], v.sum)
+			if !hmac.Equal(v.hx[:], []byte(mac)) {
+				v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
+			}
+		}
+	}
+	seq, hasSeq = getUint(m, "seq")
+	return []byte(c), seq, hasSeq, m, true
+}
+
+// collectPrunes reads the prune records of a file set. Only needed when the
+// oldest file links to a missing file, so the fast path never looks for them.
+func collectPrunes(files []logFile) []PrunedFile {
+	out := []PrunedFile{}
+	pat := []byte(`"prune"`)
+	for _, lf := range files {
+		f, err := openNoFollow(lf.path)
+		if err != nil {
+			continue
+		}
+		lr := newLineReader(f, 1<<20)
+		for {
+			line, _, term, err := lr.next()
+			if err != nil || !term {
+				break
+			}
+			if !bytes.Contains(line, pat) {
+				continue
+			}
+			if m, err := parseLine(line); err == nil {
+				out = collectPrune(out, m)
+			}
+		}
+		f.Close()
+	}
+	return out
+}
+
+func collectPrune(out []PrunedFile, m map[string]any) []PrunedFile {
+	if getString(m, "event_type") != "prune" {
+		return out
+	}
+	list, _ := m["pruned"].([]any)
+	for _, e := range list {
+		pm, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		pf := PrunedFile{File: getString(pm, "file"), LastHash: getString(pm, "last_hash")}
+		pf.FirstSeq, _ = getUint(pm, "first_seq")
+		pf.LastSeq, _ = getUint(pm, "last_seq")
+		r, _ := getUint(pm, "records")
+		pf.Records = int(r)
+		out = append(out, pf)
+	}
+	return out
+}
+
+// feedLeaf extends the Merkle range with one record and checks every
+// checkpoint whose size is reached.
+func (v *verifier) feedLeaf(name string, lineNo int, seq uint64, curr []byte) {
+	switch v.crState {
+	case 2:
+		return
+	case 0:
+		for v.cpIdx < len(v.cps) && v.cps[v.cpIdx].Size < seq {
+			v.cpIdx++ // checkpoints before the retained records
+		}
+		if seq == 0 {
+			v.cr = rangeFactory.NewEmptyRange(0)
+		} else if v.cpIdx < len(v.cps) && v.cps[v.cpIdx].Size == seq {
+			r, ok := v.cps[v.cpIdx].rangeFrom()
+			if !ok {
+				v.crState = 2
+				v.fail(name, lineNo, ReasonCheckpointUnverified, fmt.Sprintf("no Merkle state for seq %d (records before it were pruned)", seq))
+				return
+			}
+			v.cr = r
+			v.cpIdx++
+		} else {
+			v.crState = 2
+			if len(v.cps) > 0 {
+				v.fail(name, lineNo, ReasonCheckpointUnverified, fmt.Sprintf("no checkpoint at seq %d where the retained records start", seq))
+			}
+			return
+		}
+		v.crState = 1
+	}
+	if seq != v.cr.End() {
+		v.crState = 2
+		return
+	}
+	if len(curr) != 64 {
+		v.crState = 2
+		v.fail(name, lineNo, ReasonCheckpointUnverified, "curr_hash is not 64 hex digits")
+		return
+	}
+	if _, err := hex.Decode(v.raw[:], curr); err != nil {
+		v.crState = 2
+		v.fail(name, lineNo, ReasonCheckpointUnverified, "curr_hash is not 64 hex digits")
+		return
+	}
+	v.cr.Append(leafOf(v.raw[:]), nil)
+	for v.cpIdx < len(v.cps) && v.cps[v.cpIdx].Size == v.cr.End() {
+		cp := v.cps[v.cpIdx]
+		root, err := v.cr.GetRootHash(nil)
+		if err != nil || !bytes.Equal(root, cp.Root) || (cp.Head != "" && cp.Head != string(curr)) {
+			v.fail(name, lineNo, ReasonCheckpointMismatch, fmt.Sprintf("records 0..%d do not match signed checkpoint %s", cp.Size-1, filepath.Base(cp.Note)))
+		}
+		v.res.CheckpointSize = cp.Size
+		v.cpIdx++
+	}
+}
+
+// finishCheckpoints reports checkpoints the log never reached (tail truncation).
+func (v *verifier) finishCheckpoints() {
+	if v.cps == nil || v.crState == 2 {
+		return
+	}
+	if v.cpIdx < len(v.cps) {
+		newest := v.cps[len(v.cps)-1]
+		have := uint64(0)
+		if v.cr != nil {
+			have = v.cr.End()
+		}
+		v.fail(v.lastFile, v.lastLines, ReasonTruncated,
+			fmt.Sprintf("signed checkpoint %s covers %d records, the log has %d", filepath.Base(newest.Note), newest.Size, have))
+	}
+}
+
+func (v *verifier) loadCheckpoints() {
+	if v.o.CheckpointDir == "" {
+		return
+	}
+	if v.o.PublicKey == "" {
+		v.fail(v.o.CheckpointDir, 0, ReasonCheckpointUnverified, "checkpoint dir given without a public key")
+		return
+	}
+	cps, bad, err := LoadCheckpoints(v.o.CheckpointDir, v.o.PublicKey)
+	if err != nil {
+		v.fail(v.o.CheckpointDir, 0, ReasonCheckpointUnverified, err.Error())
+		return
+	}
+	v.res.Failures = append(v.res.Failures, bad...)
+	v.cps = cps
+	if v.cps == nil {
+		v.cps = []*CheckpointState{}
+	}
+}
+
+// VerifyChain verifies one file on its own: every record's curr_hash (and
+// hmac when a key is given), seq continuity inside the file. Checkpoints
+// are checked by VerifyAll. The error is only for I/O on path itself.
+func VerifyChain(path string, o VerifyOptions) (*Result, error) {
+	v := newVerifier(o)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("forensic: verify %s: %w", path, err)
+	}
+	name := filepath.Base(path)
+	if _, err := v.verifyFile(path, name, 0, 0, "GENESIS"); err != nil {
+		return nil, err
+	}
+	v.res.Files = []string{name}
+	v.res.OK = len(v.res.Failures) == 0
+	return v.res, nil
+}
+
+// VerifyAll verifies the active file path and all its rotated files
+// (<stem>-*.log, oldest first): every chain, every rotation link, seq
+// continuity across files, declared prune gaps, and, when configured, every
+// signed checkpoint (tail truncation and rewrites by an HMAC key holder).
+func VerifyAll(path string, o VerifyOptions) (*Result, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("forensic: verify %s: %w", path, err)
+	}
+	files, err := listFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	v := newVerifier(o)
+	v.files = files
+	v.loadCheckpoints()
+	sums := make([]*fileSum, 0, len(files))
+	for _, lf := range files {
+		fs, err := v.verifyFile(lf.path, lf.name, 0, 0, "GENESIS")
+		if err != nil {
+			if lf.active {
+				return nil, err
+			}
+			v.fail(lf.name, 0, ReasonMalformed, err.Error())
+			fs = &fileSum{name: lf.name}
+		}
+		sums = append(sums, fs)
+		v.res.Files = append(v.res.Files, lf.name)
+	}
+	v.finishCheckpoints()
+	v.checkLinks(sums)
+	if len(v.prunes) > 0 {
+		v.res.Pruned = v.prunes
+	}
+	v.res.OK = len(v.res.Failures) == 0
+	return v.res, nil
+}
+
+// checkLinks checks that each file after the first opens with a rotate
+// record naming its predecessor and that predecessor's last hash; the first
+// file may link to a file only if a prune record declared it removed.
+func (v *verifier) checkLinks(sums []*fileSum) {
+	for i, fs := range sums {
+		isRotate := fs.first != nil && getString(fs.first, "event_type") == "rotate"
+		if i == 0 {
+			if !isRotate {
+				continue
+			}
+			pf, ph := getString(fs.first, "prev_file"), getString(fs.first, "prev_file_last_hash")
+			if v.prunes == nil {
+				v.prunes = collectPrunes(v.files)
+			}
+			declared := false
+			for _, p := range v.prunes {
+				if p.File == pf && p.LastHash == ph {
+					declared = true
+				}
+			}
+			if !declared {
+				v.fail(fs.name, fs.firstLine, ReasonRotationLink,
+					fmt.Sprintf("previous file %s is missing and no prune record declares it", pf))
+			}
+			continue
+		}
+		prev := sums[i-1]
+		if fs.records == 0 {
+			if i == len(sums)-1 {
+				continue // empty active file right after a rotation crash
+			}
+			v.fail(fs.name, 0, ReasonMissingRotate, "file has no records")
+			continue
+		}
+		if !isRotate {
+			v.fail(fs.name, fs.firstLine, ReasonMissingRotate, "first record is not a rotate record")
+			continue
+		}
+		pf, ph := getString(fs.first, "prev_file"), getString(fs.first, "prev_file_last_hash")
+		if pf == fs.name && ph == prev.lastHash {
+			continue // the seed's benign self reference
+		}
+		if pf != prev.name || ph != prev.lastHash {
+			v.fail(fs.name, fs.firstLine, ReasonRotationLink,
+				fmt.Sprintf("rotate names %s/%s, expected %s/%s", pf, short(ph), prev.name, short(prev.lastHash)))
+		}
+	}
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// VerifyIncremental verifies only what was appended after the newest signed
+// checkpoint that carries resumable state: it starts at the checkpoint's
+// head hash, seq and byte offset and checks the rest of that file and every
+// later file (cost proportional to the new records). The records the
+// checkpoint covers are trusted on the strength of its signature.
+func VerifyIncremental(path string, o VerifyOptions) (*Result, error) {
+	if o.CheckpointDir == "" || o.PublicKey == "" {
+		return nil, errors.New("forensic: verify incremental: CheckpointDir and PublicKey are required")
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("forensic: verify %s: %w", path, err)
+	}
+	cps, bad, err := LoadCheckpoints(o.CheckpointDir, o.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	var cp *CheckpointState
+	for i := len(cps) - 1; i >= 0; i-- {
+		if cps[i].Hashes != nil || cps[i].Size == 0 {
+			cp = cps[i]
+			break
+		}
+	}
+	if cp == nil {
+		return VerifyAll(path, o)
+	}
+	files, err := listFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	// the record with seq cp.Size lives in the first file rotated after it
+	idx := len(files) - 1
+	offset := cp.Offset
+	for i, lf := range files[:len(files)-1] {
+		if lf.seq >= 0 && uint64(lf.seq) == cp.Size {
+			offset = 0 // that file ended right at the checkpoint: record <size> opens the next one
+		}
+		if lf.seq >= 0 && uint64(lf.seq) > cp.Size {
+			idx = i
+			break
+		}
+	}
+	v := newVerifier(o)
+	v.res.Failures = append(v.res.Failures, bad...)
+	r, _ := cp.rangeFrom()
+	v.cr, v.crState, v.cps = r, 1, []*CheckpointState{}
+	v.lastSeq, v.haveSeq = cp.Size-1, cp.Size > 0
+	prev := cp.Head
+	if prev == "" {
+		prev = "GENESIS"
+	}
+	st, err := os.Stat(files[idx].path)
+	if err != nil {
+		return nil, fmt.Errorf("forensic: verify %s: %w", files[idx].path, err)
+	}
+	if st.Size() < offset {
+		v.fail(files[idx].name, 0, ReasonTruncated, fmt.Sprintf("file is %d bytes, checkpoint %d ends at %d", st.Size(), cp.Size, offset))
+		v.res.OK = false
+		return v.res, nil
+	}
+	var sums []*fileSum
+	for i := idx; i < len(files); i++ {
+		lf := files[i]
+		start, p := int64(0), "GENESIS"
+		if i == idx && offset > 0 {
+			start, p = offset, prev
+		}
+		fs, err := v.verifyFile(lf.path, lf.name, start, 0, p)
+		if err != nil {
+			return nil, err
+		}
+		if i == idx && offset > 0 {
+			fs.first = nil // the file's first record is covered by the checkpoint
+		}
+		sums = append(sums, fs)
+		v.res.Files = append(v.res.Files, lf.name)
+	}
+	if offset == 0 && cp.Size > 0 && len(sums) > 0 && sums[0].first != nil {
+		// a rotation checkpoint: the file starts with the rotate record
+		// that must link to the checkpoint's head
+		if getString(sums[0].first, "prev_file_last_hash") != cp.Head {
+			v.fail(sums[0].name, sums[0].firstLine, ReasonRotationLink, "rotate record does not link to the checkpoint head")
+		}
+	}
+	for i := 1; i < len(sums); i++ {
+		fs := sums[i]
+		if fs.records == 0 || fs.first == nil {
+			continue
+		}
+		if getString(fs.first, "event_type") != "rotate" {
+			v.fail(fs.name, fs.firstLine, ReasonMissingRotate, "first record is not a rotate record")
+			continue
+		}
+		if getString(fs.first, "prev_file") != sums[i-1].name || getString(fs.first, "prev_file_last_hash") != sums[i-1].lastHash {
+			v.fail(fs.name, fs.firstLine, ReasonRotationLink, "rotate record does not link to the previous file")
+		}
+	}
+	v.res.CheckpointSize = cp.Size
+	v.res.OK = len(v.res.Failures) == 0
+	return v.res, nil
+}
+
+func hmacNew(key []byte) hash.Hash { return hmac.New(sha256.New, key) }
+
+// leafRec is a record hash collected by a parallel chunk for the Merkle check.
+type leafRec struct {
+	seq  uint64
+	line int
+	n    int
+	curr [64]byte
+}
+
+// parallelMin is the file size from which verification splits the file
+// into chunks checked on all cores. Lines are independent once the
+// previous line's claimed curr_hash is known, which the chunk cutter reads
+// from the line before each cut; the merge restores seq continuity, the
+// Merkle feed and failure order, so the result equals the sequential one.
+var (
+	parallelMin int64 = 8 << 20
+	chunkSize         = 4 << 20
+)
+
+type chunkJob struct {
+	data      []byte
+	startLine int
+	prev      []byte
+	sub       *verifier
+	fs        *fileSum
+	err       error
+}
+
+func (v *verifier) verifyParallel(f io.Reader, path, name string, startLine int, prev string) (*fileSum, error) {
+	workers := runtime.GOMAXPROCS(0)
+	fs := &fileSum{name: name, lastHash: prev, firstLine: -1}
+	var carry []byte
+	line := startLine
+	prevB := []byte(prev)
+	eof := false
+	for !eof {
+		// cut up to `workers` chunks at newlines that end a line in our layout
+		var jobs []*chunkJob
+		for len(jobs) < workers && !eof {
+			buf := make([]byte, len(carry), len(carry)+chunkSize)
+			copy(buf, carry)
+			n, err := io.ReadFull(f, buf[len(carry):cap(buf)])
+			buf = buf[:len(carry)+n]
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				eof = true
+			} else if err != nil {
+				return fs, fmt.Errorf("forensic: verify %s: %w", path, err)
+			}
+			cut := len(buf)
+			var next []byte
+			if !eof {
+				cut = -1
+				end := len(buf)
+				for tries := 0; end > 0 && tries < 64; tries++ {
+					nl := bytes.LastIndexByte(buf[:end], '\n')
+					if nl < 0 {
+						break
+					}
+					ls := bytes.LastIndexByte(buf[:nl], '\n') + 1
+					// the sequential verifier continues from the claimed
+					// curr_hash of any line that parses; quickFields agrees
+					if c, _, _, ok := quickFields(buf[ls:nl]); ok {
+						cut, next = nl+1, []byte(c)
+						break
+					}
+					end = nl
+				}
+				if cut < 0 { // no usable boundary: grow the chunk
+					carry = buf
+					continue
+				}
+			}
+			jobs = append(jobs, &chunkJob{data: buf[:cut], startLine: line, prev: prevB})
+			line += bytes.Count(buf[:cut], []byte{'\n'})
+			carry = append([]byte(nil), buf[cut:]...)
+			if next != nil {
+				prevB = next
+			}
+		}
+		if eof && len(carry) > 0 {
+			jobs = append(jobs, &chunkJob{data: carry, startLine: line, prev: prevB})
+			carry = nil
+		}
+		var wg sync.WaitGroup
+		for _, j := range jobs {
+			wg.Add(1)
+			go func(j *chunkJob) {
+				defer wg.Done()
+				j.sub = newVerifier(v.o)
+				j.sub.collect = v.cps != nil
+				j.fs, j.err = j.sub.verifyReader(bytes.NewReader(j.data), 1<<20, path, name, j.startLine, string(j.prev))
+			}(j)
+		}
+		wg.Wait()
+		for _, j := range jobs {
+			if j.err != nil {
+				return fs, j.err
+			}
+			v.mergeChunk(fs, j)
+		}
+	}
+	v.lastFile, v.lastLines = name, fs.lines
+	return fs, nil
+}
+
+// mergeChunk folds one chunk's outcome into the file summary, in order.
+func (v *verifier) mergeChunk(fs *fileSum, j *chunkJob) {
+	sub, cf := j.sub, j.fs
+	if cf.hasSeq {
+		if v.haveSeq && cf.firstSeq != v.lastSeq+1 {
+			v.fail(fs.name, cf.firstSeqLn, ReasonSeqGap, fmt.Sprintf("seq %d follows %d", cf.firstSeq, v.lastSeq))
+		}
+		if !fs.hasSeq {
+			fs.firstSeq, fs.hasSeq, fs.firstSeqLn = cf.firstSeq, true, cf.firstSeqLn
+		}
+		v.lastSeq, v.haveSeq = sub.lastSeq, true
+	}
+	v.res.Failures = append(v.res.Failures, sub.res.Failures...)
+	for i := range sub.leaves {
+		l := &sub.leaves[i]
+		v.feedLeaf(fs.name, l.line, l.seq, l.curr[:l.n])
+	}
+	if fs.records == 0 && cf.records > 0 {
+		fs.first, fs.firstLine = cf.first, cf.firstLine
+	}
+	fs.records += cf.records
+	v.res.Records += cf.records
+	if cf.records > 0 {
+		fs.lastHash = cf.lastHash
+	}
+	if cf.lines > 0 {
+		fs.lines = cf.lines
+	}
+}

@@ -1,0 +1,365 @@
+package forensic
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var testKey = []byte("secret")
+
+func writeN(t testing.TB, w *Writer, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		require.NoError(t, w.Append("write",
+			Field{"handle", fmt.Sprintf("h%d", i)}, Field{"tenant_id", "ténänt-日本"},
+			Field{"nbytes", int64(4096)}, Field{"coverage_pct", 100.0}, Field{"shape", []int64{2, 3}},
+			Field{"note", "<&>\u2028\"\\\n\x01"}))
+	}
+}
+
+func readLines(t testing.TB, p string) []string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	s := strings.TrimSuffix(string(b), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// seedVerify runs the seed's verification algorithm (tests/forensic/seed_verify.py).
+func seedVerify(t testing.TB, path string, key []byte) bool {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	args := []string{filepath.Join(repoRoot(), "tests", "forensic", "seed_verify.py"), path}
+	if key != nil {
+		args = append(args, string(key))
+	}
+	out, err := exec.Command(py, args...).Output()
+	require.NoError(t, err, "seed verifier crashed")
+	var res struct{ OK bool }
+	require.NoError(t, json.Unmarshal(out, &res))
+	return res.OK
+}
+
+func TestWriterBasicAndSeedCompat(t *testing.T) {
+	for _, key := range [][]byte{nil, testKey} {
+		t.Run(fmt.Sprintf("hmac=%v", key != nil), func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "logs", "kv_cache.log")
+			w, err := Open(Options{Path: p, HMACKey: key, MaxBytes: 4000, Fsync: FsyncNone})
+			require.NoError(t, err)
+			writeN(t, w, 60)
+			require.NoError(t, w.Close())
+			st, err := os.Stat(p)
+			require.NoError(t, err)
+			require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+			dst, _ := os.Stat(filepath.Dir(p))
+			require.Equal(t, os.FileMode(0o700), dst.Mode().Perm())
+			res, err := VerifyAll(p, VerifyOptions{HMACKey: key})
+			require.NoError(t, err)
+			require.True(t, res.OK, "%+v", res.Failures)
+			require.Greater(t, len(res.Files), 3)
+			require.Equal(t, 60+len(res.Files)-1, res.Records) // + one rotate record per rotation
+			require.True(t, seedVerify(t, p, key), "seed verifier rejects our log")
+			// every record carries kid and seq, monotonic across files
+			var seqs []uint64
+			files, _ := listFiles(p)
+			for _, lf := range files {
+				for _, l := range readLines(t, lf.path) {
+					m, err := parseLine([]byte(l))
+					require.NoError(t, err)
+					s, ok := getUint(m, "seq")
+					require.True(t, ok)
+					seqs = append(seqs, s)
+					require.NotEmpty(t, getString(m, "kid"))
+				}
+			}
+			for i, s := range seqs {
+				require.Equal(t, uint64(i), s)
+			}
+		})
+	}
+}
+
+func TestSeedFixturesVerify(t *testing.T) {
+	root := compatRoot()
+	cases := []struct {
+		path string
+		key  []byte
+	}{
+		{"plain/kv_cache.log", nil}, {"hmac/kv_cache.log", testKey}, {"rotated/kv_cache.log", nil},
+	}
+	for _, c := range cases {
+		res, err := VerifyAll(filepath.Join(root, c.path), VerifyOptions{HMACKey: c.key})
+		require.NoError(t, err, c.path)
+		require.True(t, res.OK, "%s: %+v", c.path, res.Failures)
+		require.Greater(t, res.Records, 1)
+	}
+	// wrong key fails with bad_hmac at line 0
+	res, err := VerifyChain(filepath.Join(root, "hmac/kv_cache.log"), VerifyOptions{HMACKey: []byte("nope")})
+	require.NoError(t, err)
+	require.False(t, res.OK)
+	require.Equal(t, ReasonBadHMAC, res.Failures[0].Reason)
+	require.Equal(t, 0, res.Failures[0].Line)
+	// key configured on a plain log: missing_hmac
+	res, err = VerifyChain(filepath.Join(root, "plain/kv_cache.log"), VerifyOptions{HMACKey: testKey})
+	require.NoError(t, err)
+	require.Equal(t, ReasonMissingHMAC, res.Failures[0].Reason)
+}
+
+// TestContinueSeedLog appends with our writer to copies of the seed's logs
+// (our extra event types included); both verifiers accept the result.
+func TestContinueSeedLog(t *testing.T) {
+	root := compatRoot()
+	for _, c := range []struct {
+		sub string
+		key []byte
+	}{{"hmac", testKey}, {"rotated", nil}} {
+		dir := t.TempDir()
+		ents, _ := os.ReadDir(filepath.Join(root, c.sub))
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(root, c.sub, e.Name()))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600))
+		}
+		p := filepath.Join(dir, "kv_cache.log")
+		w, err := Open(Options{Path: p, HMACKey: c.key, MaxBytes: 3000})
+		require.NoError(t, err)
+		for _, ev := range []string{"isolation_violation", "pool_assign", "pool_release", "release_quarantine", "encrypt", "decrypt", "rotate_key"} {
+			require.NoError(t, w.Append(ev, Field{"tenant_id", "t"}, Field{"blocks", []uint32{1, 2}}, Field{"details", map[string]any{"x": 1.5, "seq": 3}}))
+		}
+		require.NoError(t, w.Close())
+		res, err := VerifyAll(p, VerifyOptions{HMACKey: c.key})
+		require.NoError(t, err)
+		require.True(t, res.OK, "%s: %+v", c.sub, res.Failures)
+		require.True(t, seedVerify(t, p, c.key), c.sub)
+	}
+}
+
+func TestSecondWriterLocked(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	w, err := Open(Options{Path: p})
+	require.NoError(t, err)
+	_, err = Open(Options{Path: p})
+	require.ErrorIs(t, err, ErrLocked)
+	require.NoError(t, w.Close())
+	w2, err := Open(Options{Path: p})
+	require.NoError(t, err)
+	require.NoError(t, w2.Close())
+	require.ErrorIs(t, w2.Append("x"), ErrClosed)
+}
+
+// TestSecondProcessLocked checks the flock against a real second process.
+func TestSecondProcessLocked(t *testing.T) {
+	if os.Getenv("KVH_FORENSIC_LOCK_CHILD") != "" {
+		_, err := Open(Options{Path: os.Getenv("KVH_FORENSIC_LOCK_CHILD")})
+		if errors.Is(err, ErrLocked) {
+			fmt.Println("LOCKED")
+		} else {
+			fmt.Println("OPENED", err)
+		}
+		return
+	}
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	w, err := Open(Options{Path: p})
+	require.NoError(t, err)
+	defer w.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSecondProcessLocked$")
+	cmd.Env = append(os.Environ(), "KVH_FORENSIC_LOCK_CHILD="+p)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "LOCKED")
+}
+
+func TestRefuseSymlinkAndBadInput(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "real.log")
+	require.NoError(t, os.WriteFile(target, nil, 0o600))
+	link := filepath.Join(dir, "kv_cache.log")
+	require.NoError(t, os.Symlink(target, link))
+	_, err := Open(Options{Path: link})
+	require.ErrorIs(t, err, ErrSymlink)
+	_, err = Open(Options{Path: ""})
+	require.Error(t, err)
+	_, err = Open(Options{Path: filepath.Join(dir, "a.log"), Fsync: 7})
+	require.Error(t, err)
+
+	w, err := Open(Options{Path: filepath.Join(dir, "b.log")})
+	require.NoError(t, err)
+	defer w.Close()
+	for _, c := range []struct {
+		ev string
+		f  []Field
+	}{
+		{"", nil}, {"x", []Field{{"seq", 1}}}, {"x", []Field{{"curr_hash", "a"}}}, {"x", []Field{{"a", 1}, {"a", 2}}},
+		{"x", []Field{{"a", struct{}{}}}}, {"x", []Field{{"a", "\xff"}}}, {"\xff", nil}, {"x", []Field{{"f", math.NaN()}}}, {"x", []Field{{"f", []any{math.Inf(1)}}}},
+	} {
+		require.Error(t, w.Append(c.ev, c.f...), "%q %v", c.ev, c.f)
+	}
+}
+
+func TestRotationNamesUniqueManyPerSecond(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	w, err := Open(Options{Path: p, MaxBytes: 1, Fsync: FsyncNone})
+	require.NoError(t, err)
+	writeN(t, w, 200) // one rotation per record
+	require.NoError(t, w.Close())
+	require.GreaterOrEqual(t, w.Stats().Rotations, uint64(199))
+	res, err := VerifyAll(p, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res.Failures)
+	require.Equal(t, 200+int(w.Stats().Rotations), res.Records)
+	require.Len(t, res.Files, int(w.Stats().Rotations)+1)
+}
+
+func TestFsyncAlwaysConcurrent(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	var fsyncs int
+	var mu sync.Mutex
+	w, err := Open(Options{Path: p, Fsync: FsyncAlways, HMACKey: testKey, OnFsync: func(time.Duration) { mu.Lock(); fsyncs++; mu.Unlock() }})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); writeN(t, w, 25) }()
+	}
+	wg.Wait()
+	st := w.Stats()
+	require.Equal(t, uint64(100), st.Records)
+	require.Equal(t, uint64(99), st.LastSeq)
+	require.NoError(t, w.Close())
+	mu.Lock()
+	require.Greater(t, fsyncs, 0)
+	require.LessOrEqual(t, fsyncs, 101)
+	mu.Unlock()
+	res, err := VerifyAll(p, VerifyOptions{HMACKey: testKey})
+	require.NoError(t, err)
+	require.True(t, res.OK)
+	require.Equal(t, 100, res.Records)
+}
+
+func TestFsyncFailureRotatesAndReports(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	var errs []error
+	var mu sync.Mutex
+	w, err := Open(Options{Path: p, Fsync: FsyncAlways, OnError: func(e error) { mu.Lock(); errs = append(errs, e); mu.Unlock() }})
+	require.NoError(t, err)
+	writeN(t, w, 3)
+	calls := 0
+	w.mu.Lock()
+	w.syncFn = func(f *os.File) error {
+		calls++
+		if calls == 1 {
+			return errors.New("EIO (injected)")
+		}
+		return f.Sync()
+	}
+	w.mu.Unlock()
+	err = w.Append("write", Field{"handle", "lost?"})
+	require.ErrorIs(t, err, ErrFsync)
+	require.Equal(t, 1, calls, "a failed fsync must not be retried on the same file")
+	writeN(t, w, 2)
+	require.NoError(t, w.Close())
+	st := w.Stats()
+	require.Equal(t, uint64(1), st.FsyncErrors)
+	require.Equal(t, uint64(1), st.Rotations)
+	mu.Lock()
+	require.NotEmpty(t, errs)
+	require.ErrorIs(t, errs[0], ErrFsync)
+	mu.Unlock()
+	res, err := VerifyAll(p, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res.Failures)
+	require.Len(t, res.Files, 2)
+}
+
+func TestTornTailRecovery(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kv_cache.log")
+	w, err := Open(Options{Path: p, HMACKey: testKey})
+	require.NoError(t, err)
+	writeN(t, w, 5)
+	require.NoError(t, w.Close())
+	// a long torn last record (> 4 KiB, the seed's tail window)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	torn := `{"event_type":"write","note":"` + strings.Repeat("x", 10000)
+	_, err = f.WriteString(torn)
+	require.NoError(t, err)
+	f.Close()
+	res, err := VerifyAll(p, VerifyOptions{HMACKey: testKey})
+	require.NoError(t, err)
+	require.False(t, res.OK)
+	require.Equal(t, 5, res.Failures[0].Line)
+
+	w, err = Open(Options{Path: p, HMACKey: testKey})
+	require.NoError(t, err)
+	writeN(t, w, 2)
+	require.NoError(t, w.Close())
+	res, err = VerifyAll(p, VerifyOptions{HMACKey: testKey})
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res.Failures)
+	lines := readLines(t, p)
+	require.Len(t, lines, 8)
+	m, err := parseLine([]byte(lines[5]))
+	require.NoError(t, err)
+	require.Equal(t, "recovery", getString(m, "event_type"))
+	broken := getString(m, "broken_file")
+	b, err := os.ReadFile(filepath.Join(dir, broken))
+	require.NoError(t, err)
+	require.Equal(t, torn, string(b))
+	seq, _ := getUint(m, "seq")
+	require.Equal(t, uint64(5), seq)
+}
+
+func TestEmptyActiveAfterRotationCrash(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kv_cache.log")
+	w, err := Open(Options{Path: p})
+	require.NoError(t, err)
+	writeN(t, w, 4)
+	require.NoError(t, w.Close())
+	// simulate a crash right after the rename of a rotation
+	require.NoError(t, os.Rename(p, filepath.Join(dir, rotatedName("kv_cache", ".log", time.Now().Unix(), 4, 0))))
+	w, err = Open(Options{Path: p})
+	require.NoError(t, err)
+	writeN(t, w, 1)
+	require.NoError(t, w.Close())
+	res, err := VerifyAll(p, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res.Failures)
+	require.Equal(t, 6, res.Records)
+}
+
+func TestFlushMakesRecordsVisible(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	w, err := Open(Options{Path: p, Fsync: FsyncInterval, FsyncInterval: time.Hour})
+	require.NoError(t, err)
+	defer w.Close()
+	writeN(t, w, 10)
+	require.NoError(t, w.Flush())
+	require.Len(t, readLines(t, p), 10)
+	res, err := VerifyChain(p, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, res.OK)
+}
+
+// compatRoot is the seed's log fixtures, copied from ../shared/compat into
+// tests/forensic/compat so a clean clone has them.
+func compatRoot() string { return filepath.Join(repoRoot(), "tests", "forensic", "compat") }
