@@ -1,0 +1,288 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/kvhygiene/kvhygiene/core/cpuzero"
+	"github.com/kvhygiene/kvhygiene/core/cudazero"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeCUDA stands in for the driver: "device memory" is host memory, and
+// the zeroization happens when the op is waited for (so an async sanitize
+// really is outstanding until Wait).
+type fakeCUDA struct {
+	mu          sync.Mutex
+	validateErr error
+	zeroErr     error
+	waitErr     error
+	dirty       bool   // leave one byte set in the first range
+	dirtyPtr    uint64 // leave one byte set in the range starting here
+	launches    int
+	lastRanges  []cudazero.Range
+	lastStream  uint64
+}
+
+type fakeOp struct {
+	f      *fakeCUDA
+	ranges []cudazero.Range
+	verify bool
+}
+
+func (f *fakeCUDA) ValidateRange(o int, r cudazero.Range) error { return f.validateErr }
+func (f *fakeCUDA) CheckStream(s uint64) error                  { return nil }
+func (f *fakeCUDA) DeviceUUID(o int) (string, error)            { return fmt.Sprintf("GPU-fake-%d", o), nil }
+func (f *fakeCUDA) ZeroAsync(o int, s uint64, rs []cudazero.Range, verify, dp bool) (cudaOp, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.zeroErr != nil {
+		return nil, f.zeroErr
+	}
+	f.launches++
+	f.lastRanges = append([]cudazero.Range(nil), rs...)
+	f.lastStream = s
+	return &fakeOp{f: f, ranges: f.lastRanges, verify: verify}, nil
+}
+
+func (op *fakeOp) Wait() (uint64, error) {
+	if op.f.waitErr != nil {
+		return 0, op.f.waitErr
+	}
+	var nz uint64
+	for i, r := range op.ranges {
+		b := unsafe.Slice((*byte)(cpuzero.Ptr(uintptr(r.Ptr))), r.Len)
+		clear(b)
+		if (op.f.dirty && i == 0) || (op.f.dirtyPtr != 0 && r.Ptr == op.f.dirtyPtr) {
+			b[0] = 1
+		}
+		if op.verify {
+			nz += cpuzero.NonZeroBytes(b)
+		}
+	}
+	return nz, nil
+}
+
+func withFakeCUDA(t *testing.T) *fakeCUDA {
+	f := &fakeCUDA{}
+	old := cudaLoad
+	cudaLoad = func() (cudaDriver, error) { return f, nil }
+	t.Cleanup(func() { cudaLoad = old })
+	return f
+}
+
+func cudaDesc(b []byte) AllocDesc {
+	d := desc(b)
+	d.Device, d.Ordinal, d.Stream = DeviceCUDA, 1, 0x77
+	return d
+}
+
+func TestCUDANoDriver(t *testing.T) {
+	old := cudaLoad
+	cudaLoad = func() (cudaDriver, error) { return nil, fmt.Errorf("dlopen libcuda.so.1: %w", cudazero.ErrNoDriver) }
+	defer func() { cudaLoad = old }()
+	tr, _ := newTracer(t, nil)
+	_, err := tr.Allocate(cudaDesc(make([]byte, 16)))
+	requireStatus(t, StatusUnsupported, err)
+	require.Contains(t, err.Error(), "no CUDA driver")
+	_, err = tr.PoolRegister(PoolDesc{Device: DeviceCUDA, NumBlocks: 1, Model: "m", Regions: []PoolRegion{{0x1000, 0, 64}}})
+	requireStatus(t, StatusUnsupported, err)
+}
+
+// With the real cudazero on a machine without a GPU the status is the same.
+func TestCUDARealDriverAbsent(t *testing.T) {
+	if _, err := cudazero.Load(); err == nil {
+		t.Skip("a CUDA driver is present")
+	} else if !errors.Is(err, cudazero.ErrNoDriver) {
+		t.Skip("driver load failed otherwise: ", err)
+	}
+	tr, _ := newTracer(t, nil)
+	_, err := tr.Allocate(cudaDesc(make([]byte, 16)))
+	requireStatus(t, StatusUnsupported, err)
+	require.Contains(t, err.Error(), "no CUDA driver")
+}
+
+func TestCUDAErrors(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, _ := newTracer(t, nil)
+	mem := region(t, 256, 5)
+	f.validateErr = fmt.Errorf("not device memory: %w", cudazero.ErrInvalidRange)
+	_, err := tr.Allocate(cudaDesc(mem))
+	requireStatus(t, StatusInvalidArg, err)
+	f.validateErr = nil
+	h, err := tr.Allocate(cudaDesc(mem))
+	require.NoError(t, err)
+	f.zeroErr = &cudazero.Error{Op: "cuLaunchKernel", Code: 700, Name: "CUDA_ERROR_ILLEGAL_ADDRESS"}
+	_, err = tr.Sanitize(h, SanitizeOpts{})
+	requireStatus(t, StatusDevice, err)
+	require.Contains(t, err.Error(), "CUDA_ERROR_ILLEGAL_ADDRESS")
+	f.zeroErr = fmt.Errorf("capture: %w", cudazero.ErrCapturing)
+	_, err = tr.Sanitize(h, SanitizeOpts{})
+	requireStatus(t, StatusState, err)
+	f.zeroErr = nil
+	f.waitErr = &cudazero.Error{Op: "cuEventSynchronize", Code: 700, Name: "CUDA_ERROR_ILLEGAL_ADDRESS"}
+	_, err = tr.Sanitize(h, SanitizeOpts{})
+	requireStatus(t, StatusDevice, err)
+	require.Equal(t, StateQuarantined, mustInfo(t, tr, h).State, "an unproven sanitize quarantines")
+}
+
+func TestCUDAAsyncSanitize(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, path := newTracer(t, nil)
+	mem := region(t, 4096, 0xCD)
+	h, err := tr.Allocate(cudaDesc(mem))
+	require.NoError(t, err)
+	require.NoError(t, tr.MarkInUse(h, "tenant-a"))
+	cov, err := tr.Sanitize(h, SanitizeOpts{Async: true, UseStream: true, Stream: 0x99})
+	require.NoError(t, err)
+	require.Equal(t, 0.0, cov)
+	require.Equal(t, uint64(0x99), f.lastStream)
+	require.Equal(t, []cudazero.Range{{Ptr: addr(mem), Len: 4096}}, f.lastRanges)
+	require.False(t, allZero(mem), "async: nothing done before wait")
+	require.Equal(t, StateSanitizing, mustInfo(t, tr, h).State)
+	requireStatus(t, StatusPending, tr.Free(h))
+	requireStatus(t, StatusPending, tr.MarkInUse(h, ""))
+	_, err = tr.Sanitize(h, SanitizeOpts{})
+	requireStatus(t, StatusPending, err)
+	cov, err = tr.Wait(h)
+	require.NoError(t, err)
+	require.Equal(t, 100.0, cov)
+	require.True(t, allZero(mem))
+	require.Equal(t, StateSanitized, mustInfo(t, tr, h).State)
+	cov, err = tr.Wait(h) // nothing pending: attested coverage
+	require.NoError(t, err)
+	require.Equal(t, 100.0, cov)
+	require.NoError(t, tr.Free(h))
+
+	rs := forHandle(readLog(t, tr, path), h)
+	require.Equal(t, []string{"allocate", "write", "sanitize_start", "sanitize_end", "free"}, events(rs))
+	require.Equal(t, "cuda:1", rs[0]["device"])
+	require.Equal(t, "cuda:1", rs[2]["device"])
+	require.Equal(t, "GPU-fake-1", rs[3]["device_uuid"])
+	require.Equal(t, 100.0, rs[3]["coverage_pct"])
+}
+
+func TestCUDAVerifyFailureAndCloseWaits(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, path := newTracer(t, nil)
+	mem := region(t, 1000, 0xCD)
+	h, err := tr.Allocate(cudaDesc(mem))
+	require.NoError(t, err)
+	f.dirty = true
+	cov, err := tr.Sanitize(h, SanitizeOpts{})
+	requireStatus(t, StatusVerify, err)
+	require.InDelta(t, 99.9, cov, 1e-9)
+	require.Equal(t, StateQuarantined, mustInfo(t, tr, h).State)
+	f.dirty = false
+	// an async sanitize still pending at Close is completed and logged
+	mem2 := region(t, 100, 1)
+	h2, err := tr.Allocate(cudaDesc(mem2))
+	require.NoError(t, err)
+	_, err = tr.Sanitize(h2, SanitizeOpts{Async: true})
+	require.NoError(t, err)
+	require.NoError(t, tr.Close())
+	require.True(t, allZero(mem2))
+	rs := forHandle(readLog(t, tr, path), h2)
+	require.Equal(t, "sanitize_end", rs[len(rs)-1]["event_type"])
+}
+
+func TestCUDAConcurrentWait(t *testing.T) {
+	withFakeCUDA(t)
+	tr, _ := newTracer(t, nil)
+	mem := region(t, 1<<16, 0xCD)
+	h, err := tr.Allocate(cudaDesc(mem))
+	require.NoError(t, err)
+	_, err = tr.Sanitize(h, SanitizeOpts{Async: true})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	covs := make([]float64, 4)
+	errs := make([]error, 4)
+	for i := range covs {
+		wg.Add(1)
+		go func() { defer wg.Done(); covs[i], errs[i] = tr.Wait(h) }()
+	}
+	wg.Wait()
+	for i := range covs {
+		require.NoError(t, errs[i])
+		require.Equal(t, 100.0, covs[i])
+	}
+}
+
+func TestCUDAPoolRelease(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, path := newTracer(t, nil)
+	const nb, bb = 32, 128
+	mem := region(t, 2*nb*bb, 0xAA)
+	base := addr(mem)
+	p, err := tr.PoolRegister(PoolDesc{Device: DeviceCUDA, Ordinal: 0, NumBlocks: nb, Stream: 5, Model: "m",
+		Regions: []PoolRegion{{base, 2 * bb, bb}, {base + bb, 2 * bb, bb}}}) // FlashInfer K/V interleaved
+	require.NoError(t, err)
+	require.NoError(t, tr.PoolAssign(p, []uint32{0, 4, 9}, "a", "r"))
+	launches := f.launches
+	cov, err := tr.PoolRelease(p, []uint32{0, 4, 9}, true)
+	require.NoError(t, err)
+	require.Equal(t, 0.0, cov)
+	require.Equal(t, launches+1, f.launches, "one launch for all ranges of all blocks")
+	require.Len(t, f.lastRanges, 6)
+	require.Equal(t, cudazero.Range{Ptr: base + 9*2*bb + bb, Len: bb}, f.lastRanges[5])
+	require.False(t, allZero(mem[:bb]), "async: not yet done")
+	// assigning a releasing block completes the release first
+	require.NoError(t, tr.PoolAssign(p, []uint32{4}, "b", "r2"))
+	require.True(t, allZero(mem[:2*bb]))
+	min, err := tr.PoolSync(p)
+	require.NoError(t, err)
+	require.Equal(t, 100.0, min)
+	f.dirty = true
+	_, err = tr.PoolRelease(p, []uint32{4}, false)
+	requireStatus(t, StatusVerify, err)
+	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{4}, "b", "r3"))
+	rs := readLog(t, tr, path)
+	require.Equal(t, []string{"pool_assign", "pool_release", "pool_assign", "pool_release", "quarantine"}, events(rs))
+	require.Equal(t, "cuda:0", rs[1]["device"])
+	require.Equal(t, float64(6*bb), rs[1]["bytes"])
+}
+
+func TestCUDASanitizeManyOneLaunchPerStream(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, path := newTracer(t, nil)
+	var hs []Handle
+	var mems [][]byte
+	for i := 0; i < 4; i++ {
+		m := region(t, 512, 0xEE)
+		mems = append(mems, m)
+		d := cudaDesc(m)
+		if i == 3 {
+			d.Stream = 0x88 // another stream: another launch
+		}
+		h, err := tr.Allocate(d)
+		require.NoError(t, err)
+		hs = append(hs, h)
+	}
+	cpu := region(t, 100, 1)
+	hc, err := tr.Allocate(desc(cpu))
+	require.NoError(t, err)
+	hs = append(hs, hc)
+	out := make([]float64, len(hs))
+	n := f.launches
+	require.NoError(t, tr.SanitizeMany(hs, SanitizeOpts{}, out))
+	require.Equal(t, n+2, f.launches)
+	for i, m := range append(mems, cpu) {
+		require.True(t, allZero(m), i)
+		require.Equal(t, 100.0, out[i])
+	}
+	// one dirty buffer in a group: only that one fails and is quarantined
+	f.dirtyPtr = addr(mems[1])
+	err = tr.SanitizeMany(hs[:3], SanitizeOpts{}, out)
+	requireStatus(t, StatusVerify, err)
+	require.Equal(t, []float64{100, 100 * 511.0 / 512, 100}, out[:3])
+	require.Equal(t, StateSanitized, mustInfo(t, tr, hs[0]).State)
+	require.Equal(t, StateQuarantined, mustInfo(t, tr, hs[1]).State)
+	require.Equal(t, StateSanitized, mustInfo(t, tr, hs[2]).State)
+	c := countEvents(readLog(t, tr, path))
+	require.Equal(t, 8, c["sanitize_start"])
+	require.Equal(t, 8, c["sanitize_end"])
+	require.Equal(t, 1, c["quarantine"])
+}

@@ -1,0 +1,148 @@
+package core
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPoolRegisterValidation(t *testing.T) {
+	tr, _ := newTracer(t, nil)
+	mem := region(t, 1<<16, 1)
+	base := addr(mem)
+	for _, c := range []struct {
+		name string
+		d    PoolDesc
+		want Status
+	}{
+		{"vllm K and V separate", PoolDesc{NumBlocks: 8, Regions: []PoolRegion{{base, 1024, 1024}, {base + 8192, 1024, 1024}}}, StatusOK},
+		{"flashinfer interleaved", PoolDesc{NumBlocks: 8, Regions: []PoolRegion{{base, 2048, 1024}, {base + 1024, 2048, 1024}}}, StatusOK},
+		{"single block stride 0", PoolDesc{NumBlocks: 1, Regions: []PoolRegion{{base, 0, 4096}}}, StatusOK},
+		{"different strides disjoint blocks", PoolDesc{NumBlocks: 4, Regions: []PoolRegion{{base, 4096, 100}, {base + 200, 2048, 100}}}, StatusOK},
+		{"different strides colliding", PoolDesc{NumBlocks: 4, Regions: []PoolRegion{{base, 4096, 100}, {base + 2048 + 4000, 2048, 200}}}, StatusInvalidArg},
+		{"overlap by one byte", PoolDesc{NumBlocks: 8, Regions: []PoolRegion{{base, 1024, 1024}, {base + 8191, 1024, 1024}}}, StatusInvalidArg},
+		{"interleaved overlapping", PoolDesc{NumBlocks: 8, Regions: []PoolRegion{{base, 2048, 1024}, {base + 1000, 2048, 1024}}}, StatusInvalidArg},
+		{"same base", PoolDesc{NumBlocks: 2, Regions: []PoolRegion{{base, 64, 64}, {base, 64, 64}}}, StatusInvalidArg},
+		{"block larger than stride", PoolDesc{NumBlocks: 2, Regions: []PoolRegion{{base, 100, 200}}}, StatusInvalidArg},
+		{"zero block bytes", PoolDesc{NumBlocks: 2, Regions: []PoolRegion{{base, 100, 0}}}, StatusInvalidArg},
+		{"zero base", PoolDesc{NumBlocks: 2, Regions: []PoolRegion{{0, 100, 10}}}, StatusInvalidArg},
+		{"no regions", PoolDesc{NumBlocks: 2}, StatusInvalidArg},
+		{"no blocks", PoolDesc{Regions: []PoolRegion{{base, 100, 10}}}, StatusInvalidArg},
+		{"extent overflow", PoolDesc{NumBlocks: 1 << 20, Regions: []PoolRegion{{base, 1 << 62, 10}}}, StatusInvalidArg},
+		{"base overflow", PoolDesc{NumBlocks: 2, Regions: []PoolRegion{{^uint64(0) - 100, 100, 10}}}, StatusInvalidArg},
+		{"bad verify", PoolDesc{NumBlocks: 2, Verify: 8, Regions: []PoolRegion{{base, 100, 10}}}, StatusInvalidArg},
+		{"bad device", PoolDesc{NumBlocks: 2, Device: 3, Regions: []PoolRegion{{base, 100, 10}}}, StatusInvalidArg},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.d.Model = "m"
+			p, err := tr.PoolRegister(c.d)
+			requireStatus(t, c.want, err)
+			if err == nil {
+				require.NoError(t, tr.PoolUnregister(p, false))
+			}
+		})
+	}
+	_, err := tr.PoolRegister(PoolDesc{NumBlocks: 1, Regions: []PoolRegion{{base, 0, 10}}})
+	requireStatus(t, StatusInvalidID, err)
+}
+
+// A vLLM-like layout: 2 layers x (K, V), 16 blocks of 256 bytes.
+func TestPoolAssignRelease(t *testing.T) {
+	tr, path := newTracer(t, nil)
+	const nb, bb = 16, 256
+	mem := region(t, 4*nb*bb, 0xEE)
+	base := addr(mem)
+	var regs []PoolRegion
+	for r := 0; r < 4; r++ {
+		regs = append(regs, PoolRegion{Base: base + uint64(r*nb*bb), Stride: bb, BlockBytes: bb})
+	}
+	p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Regions: regs, Model: "llama", Name: "kv"})
+	require.NoError(t, err)
+
+	require.NoError(t, tr.PoolAssign(p, []uint32{1, 3, 5}, "tenant-a", "req-1"))
+	// B may not take A's dirty block; all-or-nothing: block 7 is not assigned either
+	err = tr.PoolAssign(p, []uint32{7, 3}, "tenant-b", "req-2")
+	requireStatus(t, StatusIsolation, err)
+	_, err = tr.PoolRelease(p, []uint32{7}, false)
+	requireStatus(t, StatusState, err)
+	_, err = tr.PoolRelease(p, []uint32{3}, false)
+	requireStatus(t, StatusQuarantined, err)
+	err = tr.PoolAssign(p, []uint32{3}, "tenant-a", "req-1")
+	requireStatus(t, StatusQuarantined, err)
+	requireStatus(t, StatusState, tr.PoolAssign(p, []uint32{1}, "tenant-a", "req-9"))
+	requireStatus(t, StatusInvalidArg, tr.PoolAssign(p, []uint32{2, 2}, "tenant-a", "req-9"))
+	requireStatus(t, StatusInvalidArg, tr.PoolAssign(p, []uint32{nb}, "tenant-a", "req-9"))
+	requireStatus(t, StatusInvalidArg, tr.PoolAssign(p, nil, "tenant-a", "req-9"))
+
+	cov, err := tr.PoolRelease(p, []uint32{5, 1}, false)
+	require.NoError(t, err)
+	require.Equal(t, 100.0, cov)
+	for r := 0; r < 4; r++ {
+		for _, b := range []int{0, 1, 2, 3, 4, 5, 6} {
+			blk := mem[(r*nb+b)*bb : (r*nb+b+1)*bb]
+			require.Equal(t, b == 1 || b == 5, allZero(blk), "region %d block %d", r, b)
+		}
+	}
+	// released blocks are clean: another tenant may take them
+	require.NoError(t, tr.PoolAssign(p, []uint32{1, 5}, "tenant-b", "req-3"))
+
+	snap := tr.Snapshot()
+	require.Equal(t, uint64(1), snap.QuarantineCount)
+	requireStatus(t, StatusState, tr.PoolUnregister(p, false))
+	require.NoError(t, tr.PoolUnregister(p, true))
+	require.True(t, allZero(mem[bb:2*bb]))
+	requireStatus(t, StatusFreed, tr.PoolAssign(p, []uint32{0}, "tenant-a", "req"))
+	requireStatus(t, StatusUnknownHandle, tr.PoolAssign(p+1, []uint32{0}, "tenant-a", "req"))
+	requireStatus(t, StatusUnknownHandle, tr.PoolAssign(0, []uint32{0}, "tenant-a", "req"))
+
+	rs := readLog(t, tr, path)
+	require.Equal(t, []string{"pool_assign", "isolation_violation", "quarantine", "pool_release", "pool_assign", "pool_release"}, events(rs))
+	require.Equal(t, []any{1.0, 3.0, 5.0}, rs[0]["blocks"])
+	require.Equal(t, "tenant-b", rs[1]["attacker_tenant"])
+	require.Equal(t, "tenant-a", rs[1]["target_tenant"])
+	require.Equal(t, []any{3.0}, rs[2]["blocks"])
+	rel := rs[3]
+	require.Equal(t, []any{5.0, 1.0}, rel["blocks"])
+	require.Equal(t, 100.0, rel["coverage_pct"])
+	require.Equal(t, float64(2*4*bb), rel["bytes"])
+	require.Equal(t, "kv", rel["pool_name"])
+}
+
+func TestPoolReleaseVerifyFailure(t *testing.T) {
+	tr, _ := newTracer(t, nil)
+	mem := region(t, 8*512, 9)
+	p, err := tr.PoolRegister(PoolDesc{NumBlocks: 8, Regions: []PoolRegion{{addr(mem), 512, 512}}, Model: "m"})
+	require.NoError(t, err)
+	require.NoError(t, tr.PoolAssign(p, []uint32{0, 1, 2}, "a", "r"))
+	target := addr(mem[512:])
+	testHookAfterZero = func(b []byte) {
+		if addr(b) == target {
+			b[100] = 1
+		}
+	}
+	cov, err := tr.PoolRelease(p, []uint32{0, 1, 2}, false)
+	testHookAfterZero = nil
+	requireStatus(t, StatusVerify, err)
+	require.InDelta(t, (1-1.0/(3*512))*100, cov, 1e-9)
+	require.NoError(t, tr.PoolAssign(p, []uint32{0, 2}, "b", "r2"))
+	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{1}, "b", "r2"))
+	require.Equal(t, cov, tr.Snapshot().MinCoveragePct)
+}
+
+// A large release takes the parallel path.
+func TestPoolReleaseParallel(t *testing.T) {
+	tr, _ := newTracer(t, nil)
+	const nb, bb = 64, 256 << 10 // 16 MiB
+	mem := region(t, nb*bb, 0x11)
+	p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Regions: []PoolRegion{{addr(mem), bb, bb}}, Model: "m", Verify: VerifySampled})
+	require.NoError(t, err)
+	ids := make([]uint32, nb)
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	require.NoError(t, tr.PoolAssign(p, ids, "a", "r"))
+	cov, err := tr.PoolRelease(p, ids, false)
+	require.NoError(t, err)
+	require.Equal(t, 100.0, cov)
+	require.True(t, allZero(mem))
+}
