@@ -440,8 +440,10 @@ func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool) (float64, erro
 	if p.device == DeviceCUDA {
 		ranges := make([]cudazero.Range, 0, len(ids)*nr)
 		var total uint64
-		for _, b := range ids {
-			for _, r := range p.regions {
+		// Region-major order: consecutive blocks of one region are adjacent
+		// ranges of one allocation.
+		for _, r := range p.regions {
+			for _, b := range ids {
 				ranges = append(ranges, cudazero.Range{Ptr: r.Base + uint64(b)*r.Stride, Len: r.BlockBytes})
 				total += r.BlockBytes
 			}
@@ -637,17 +639,19 @@ func (t *Tracer) PoolUnregister(ph PoolHandle, force bool) error {
 	if err := t.poolSyncLocked(p); err != nil {
 		return err
 	}
-	var assigned []uint32
+	// Assigned and quarantined blocks may still hold a tenant's data: they
+	// are never dropped unscrubbed.
+	var dirty []uint32
 	for i := range p.blocks {
-		if p.blocks[i].state == bAssigned {
-			assigned = append(assigned, uint32(i))
+		if st := p.blocks[i].state; st == bAssigned || st == bQuarantined {
+			dirty = append(dirty, uint32(i))
 		}
 	}
-	if len(assigned) > 0 {
+	if len(dirty) > 0 {
 		if !force {
-			return errorf(StatusState, "pool_unregister: %d block(s) still assigned (first %d); release them or force", len(assigned), assigned[0])
+			return errorf(StatusState, "pool_unregister: %d block(s) still assigned or quarantined (first %d); release them or force", len(dirty), dirty[0])
 		}
-		if _, err := t.releaseLocked(p, assigned, false); err != nil {
+		if _, err := t.releaseLocked(p, dirty, false); err != nil {
 			return err
 		}
 	}

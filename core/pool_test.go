@@ -90,7 +90,13 @@ func TestPoolAssignRelease(t *testing.T) {
 	require.Equal(t, uint64(1), snap.QuarantineCount)
 	requireStatus(t, StatusState, tr.PoolUnregister(p, false))
 	require.NoError(t, tr.PoolUnregister(p, true))
-	require.True(t, allZero(mem[bb:2*bb]))
+	// force scrubs assigned blocks (1, 5) and the quarantined one (3), which
+	// still held tenant-a's data, in every region
+	for r := 0; r < 4; r++ {
+		for _, b := range []int{1, 3, 5} {
+			require.True(t, allZero(mem[(r*nb+b)*bb:(r*nb+b+1)*bb]), "region %d block %d", r, b)
+		}
+	}
 	requireStatus(t, StatusFreed, tr.PoolAssign(p, []uint32{0}, "tenant-a", "req"))
 	requireStatus(t, StatusUnknownHandle, tr.PoolAssign(p+1, []uint32{0}, "tenant-a", "req"))
 	requireStatus(t, StatusUnknownHandle, tr.PoolAssign(0, []uint32{0}, "tenant-a", "req"))
@@ -106,6 +112,7 @@ func TestPoolAssignRelease(t *testing.T) {
 	require.Equal(t, 100.0, rel["coverage_pct"])
 	require.Equal(t, float64(2*4*bb), rel["bytes"])
 	require.Equal(t, "kv", rel["pool_name"])
+	require.Equal(t, []any{1.0, 3.0, 5.0}, rs[5]["blocks"], "unregister's release covers the quarantined block")
 }
 
 func TestPoolReleaseVerifyFailure(t *testing.T) {

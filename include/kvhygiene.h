@@ -400,8 +400,9 @@ KVH_API kvh_status kvh_pool_release(kvh_tracer *tracer, uint64_t pool, const uin
  * is the lowest coverage among them (100 if none). */
 KVH_API kvh_status kvh_pool_sync(kvh_tracer *tracer, uint64_t pool, double *out_min_coverage);
 
-/* Unregister the pool. Blocks still assigned are reported as an error
- * (KVH_E_STATE) unless force is non-zero, in which case they are zeroized. */
+/* Unregister the pool. Blocks still assigned or quarantined (both may hold a
+ * tenant's data) make it fail with KVH_E_STATE unless force is non-zero, in
+ * which case they are zeroized and verified first (one "pool_release"). */
 KVH_API kvh_status kvh_pool_unregister(kvh_tracer *tracer, uint64_t pool, int32_t force);
 
 /* ------------------------------------------------------------------------ */
