@@ -361,5 +361,5 @@ func TestFlushMakesRecordsVisible(t *testing.T) {
 }
 
 // compatRoot is the seed's log fixtures, copied from ../shared/compat into
-// tests/forensic/compat so a clean clone has them.
-func compatRoot() string { return filepath.Join(repoRoot(), "tests", "forensic", "compat") }
+// tests/fixtures/compat so a clean clone has them.
+func compatRoot() string { return filepath.Join(repoRoot(), "tests", "fixtures", "compat") }

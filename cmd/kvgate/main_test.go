@@ -30,7 +30,7 @@ var kvgateBin string
 // $KVH_COMPAT_DIR, else tests/fixtures/compat in the repository, else the
 // shared workspace copy.
 var compatDir = func() string {
-	for _, d := range []string{os.Getenv("KVH_COMPAT_DIR"), "../../tests/fixtures/compat", "/work/shared/compat"} {
+	for _, d := range []string{os.Getenv("KVH_COMPAT_DIR"), "../../tests/fixtures/compat", "../../../shared/compat"} {
 		if d == "" {
 			continue
 		}
@@ -41,7 +41,7 @@ var compatDir = func() string {
 			}
 		}
 	}
-	return "/work/shared/compat"
+	return "../../tests/fixtures/compat"
 }()
 
 func TestMain(m *testing.M) {
