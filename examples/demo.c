@@ -92,6 +92,14 @@ int main(int argc, char **argv) {
   kvh_status s = kvh_pool_assign(t, pool, blocks, 8, "tenant-c", "req-4");
   printf("pool: dirty hand-over to another tenant -> %s (%s)\n", kvh_status_str(s), kvh_last_error());
   if (s != KVH_E_ISOLATION) return 1;
+  /* Metrics while the 8 blocks sit in quarantine: the CI gate must fail on them. */
+  snprintf(path, sizeof path, "%s/metrics-quarantined.json", argv[1]);
+  CHECK(kvh_export_metrics(t, path));
+  /* Unregistering refuses to drop blocks that may hold tenant data ... */
+  s = kvh_pool_unregister(t, pool, 0);
+  printf("pool: unregister without force -> %s\n", kvh_status_str(s));
+  if (s != KVH_E_STATE) return 1;
+  /* ... and with force zeroizes and verifies them first (one pool_release record). */
   CHECK(kvh_pool_unregister(t, pool, 1));
   free(kv);
 
