@@ -4,12 +4,12 @@ CAPI_CC     ?= cc
 CAPI_CFLAGS := -std=c11 -Wall -Wextra -Werror -O1 -g -D_GNU_SOURCE -I$(CURDIR)/include
 CAPI_TESTS  := $(BUILD)/tests/c
 
-$(CAPI_TESTS)/test_capi: tests/c/test_capi.c include/kvhygiene.h $(LIB)
+$(CAPI_TESTS)/test_capi: tests/c/test_capi.c tests/c/check.h include/kvhygiene.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CAPI_CC) $(CAPI_CFLAGS) -o $@ $< -L$(BUILD) -lkvhygiene -Wl,-rpath,$(BUILD) -lpthread -lm
 
 # CUDA half: skips (exit 0, "skipped") when no CUDA driver is present.
-$(CAPI_TESTS)/test_cuda: tests/c/test_cuda.c include/kvhygiene.h $(LIB)
+$(CAPI_TESTS)/test_cuda: tests/c/test_cuda.c tests/c/check.h include/kvhygiene.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CAPI_CC) $(CAPI_CFLAGS) -o $@ $< -L$(BUILD) -lkvhygiene -Wl,-rpath,$(BUILD) -ldl
 

@@ -28,35 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "kvhygiene.h"
 
 extern char **environ;
 
-static int passed, failed;
 static char tmpdir[256];
-
-#define CHECK(cond, ...)                                                        \
-  do {                                                                          \
-    if (cond) {                                                                 \
-      passed++;                                                                 \
-    } else {                                                                    \
-      failed++;                                                                 \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                      \
-      fprintf(stderr, __VA_ARGS__);                                             \
-      fprintf(stderr, "  [kvh_last_error: %s]\n", kvh_last_error());            \
-    }                                                                           \
-  } while (0)
-
-/* EXPECT(call, status): the call returns status; on failure statuses the
- * thread's last error is non-empty. */
-#define EXPECT(call, want)                                                      \
-  do {                                                                          \
-    kvh_status s_ = (call);                                                     \
-    CHECK(s_ == (want), "%s -> %s, want %s", #call, kvh_status_str(s_),         \
-          kvh_status_str(want));                                                \
-    if (s_ == (want) && (want) != KVH_OK)                                       \
-      CHECK(kvh_last_error()[0] != '\0', "%s: empty kvh_last_error", #call);    \
-  } while (0)
 
 /* EXPECT_MSG: as EXPECT and the message contains needle (e.g. the parameter). */
 #define EXPECT_MSG(call, want, needle)                                          \

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "kvhygiene.h"
 
 typedef int CUresult;
@@ -24,24 +25,6 @@ static CUresult (*cuMemFree)(CUdeviceptr);
 static CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
 static CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
 static CUresult (*cuCtxSynchronize)(void);
-
-static int passed, failed;
-#define CHECK(cond, ...)                                                        \
-  do {                                                                          \
-    if (cond) passed++;                                                         \
-    else {                                                                      \
-      failed++;                                                                 \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                      \
-      fprintf(stderr, __VA_ARGS__);                                             \
-      fprintf(stderr, "  [kvh_last_error: %s]\n", kvh_last_error());            \
-    }                                                                           \
-  } while (0)
-#define EXPECT(call, want)                                                      \
-  do {                                                                          \
-    kvh_status s_ = (call);                                                     \
-    CHECK(s_ == (want), "%s -> %s, want %s", #call, kvh_status_str(s_),         \
-          kvh_status_str(want));                                                \
-  } while (0)
 
 static int load_cuda(void) {
   void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
