@@ -24,6 +24,7 @@ type cudaDriver interface {
 	ValidateRange(ordinal int, r cudazero.Range) error
 	CheckStream(stream uint64) error
 	ZeroAsync(ordinal int, stream uint64, ranges []cudazero.Range, verify, doublePass bool) (cudaOp, error)
+	ZeroPoolAsync(ordinal int, stream uint64, regions []cudazero.PoolRegion, blocks []uint32, verify bool) (cudaOp, error)
 	DeviceUUID(ordinal int) (string, error)
 }
 
@@ -39,6 +40,14 @@ func (r realDriver) CheckStream(s uint64) error                   { return r.d.C
 func (r realDriver) DeviceUUID(o int) (string, error)             { return r.d.DeviceUUID(o) }
 func (r realDriver) ZeroAsync(o int, s uint64, rs []cudazero.Range, v, dp bool) (cudaOp, error) {
 	op, err := r.d.ZeroAsync(o, s, rs, v, dp)
+	if err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+func (r realDriver) ZeroPoolAsync(o int, s uint64, rs []cudazero.PoolRegion, bs []uint32, v bool) (cudaOp, error) {
+	op, err := r.d.ZeroPoolAsync(o, s, rs, bs, v)
 	if err != nil {
 		return nil, err
 	}
@@ -210,20 +219,30 @@ func (t *Tracer) finishCUDA(h Handle, s *slot) (float64, error) {
 	return res.coverage, err
 }
 
-// poolReleaseCUDA enqueues one ZeroAsync over every range.
-func (t *Tracer) poolReleaseCUDA(p *pool, ranges []cudazero.Range, verify bool) (cudaOp, error) {
+// poolReleaseCUDAShaped enqueues one ZeroPoolAsync for the blocks ids of p:
+// the pool's region table and the block ids go to the device and one kernel
+// launch (plus one verify launch) covers every (region, block) pair, so the
+// host cost does not grow with regions x blocks. The layout was validated
+// when the pool was registered (poolValidateCUDA over each region's span)
+// and ids were checked against the pool's block count by the caller; the
+// stream is checked for capture by ZeroPoolAsync. total is the bytes
+// released: len(ids) * the sum of the regions' block_bytes.
+func (t *Tracer) poolReleaseCUDAShaped(p *pool, ids []uint32, verify bool) (op cudaOp, total uint64, err error) {
 	d, err := t.driver()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if err := d.CheckStream(p.stream); err != nil {
-		return nil, cudaErr("pool_release", err)
+	regions := make([]cudazero.PoolRegion, len(p.regions))
+	var perBlock uint64
+	for i, r := range p.regions {
+		regions[i] = cudazero.PoolRegion{Base: r.Base, Stride: r.Stride, BlockBytes: r.BlockBytes}
+		perBlock += r.BlockBytes
 	}
-	op, err := d.ZeroAsync(p.ordinal, p.stream, ranges, verify, false)
+	op, err = d.ZeroPoolAsync(p.ordinal, p.stream, regions, ids, verify)
 	if err != nil {
-		return nil, cudaErr("pool_release: enqueue zeroization", err)
+		return nil, 0, cudaErr("pool_release: enqueue zeroization", err)
 	}
-	return op, nil
+	return op, uint64(len(ids)) * perBlock, nil
 }
 
 func (t *Tracer) poolValidateCUDA(ordinal int, r cudazero.Range) error {

@@ -25,6 +25,9 @@ type fakeCUDA struct {
 	launches    int
 	lastRanges  []cudazero.Range
 	lastStream  uint64
+	poolCalls   int // ZeroPoolAsync calls (each is one zero + one verify launch)
+	lastBlocks  []uint32
+	lastVerify  bool
 }
 
 type fakeOp struct {
@@ -46,6 +49,28 @@ func (f *fakeCUDA) ZeroAsync(o int, s uint64, rs []cudazero.Range, verify, dp bo
 	f.lastRanges = append([]cudazero.Range(nil), rs...)
 	f.lastStream = s
 	return &fakeOp{f: f, ranges: f.lastRanges, verify: verify}, nil
+}
+
+// ZeroPoolAsync expands the pool shape into ranges (region-major, as the
+// kernel's work items are ordered) so Wait zeroizes exactly those bytes.
+func (f *fakeCUDA) ZeroPoolAsync(o int, s uint64, regions []cudazero.PoolRegion, blocks []uint32, verify bool) (cudaOp, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.zeroErr != nil {
+		return nil, f.zeroErr
+	}
+	f.launches++
+	f.poolCalls++
+	f.lastBlocks = append([]uint32(nil), blocks...)
+	f.lastVerify = verify
+	f.lastRanges = f.lastRanges[:0]
+	for _, r := range regions {
+		for _, b := range blocks {
+			f.lastRanges = append(f.lastRanges, cudazero.Range{Ptr: r.Base + uint64(b)*r.Stride, Len: r.BlockBytes})
+		}
+	}
+	f.lastStream = s
+	return &fakeOp{f: f, ranges: append([]cudazero.Range(nil), f.lastRanges...), verify: verify}, nil
 }
 
 func (op *fakeOp) Wait() (uint64, error) {
@@ -285,4 +310,70 @@ func TestCUDASanitizeManyOneLaunchPerStream(t *testing.T) {
 	require.Equal(t, 8, c["sanitize_start"])
 	require.Equal(t, 8, c["sanitize_end"])
 	require.Equal(t, 1, c["quarantine"])
+}
+
+// A CUDA pool release is one pool-shaped ZeroPoolAsync (one zero launch and
+// one verify launch on the device) whatever the number of blocks and
+// regions; no per-range ZeroAsync.
+func TestCUDAPoolReleaseShapedOneCall(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, path := newTracer(t, nil)
+	const nb, nr, bb = 64, 4, 96
+	mem := region(t, nb*nr*bb, 0xAA)
+	base := addr(mem)
+	regions := make([]PoolRegion, nr)
+	for i := range regions {
+		regions[i] = PoolRegion{Base: base + uint64(i)*bb, Stride: nr * bb, BlockBytes: bb}
+	}
+	p, err := tr.PoolRegister(PoolDesc{Device: DeviceCUDA, NumBlocks: nb, Stream: 9, Model: "m", Regions: regions})
+	require.NoError(t, err)
+	released := map[uint32]bool{}
+	for _, n := range []int{1, 7, 32} {
+		var ids []uint32
+		for b := uint32(0); len(ids) < n; b++ {
+			if !released[b] {
+				ids = append(ids, b)
+				released[b] = true
+			}
+		}
+		require.NoError(t, tr.PoolAssign(p, ids, "a", "r"))
+		calls, launches := f.poolCalls, f.launches
+		cov, err := tr.PoolRelease(p, ids, false)
+		require.NoError(t, err)
+		require.Equal(t, 100.0, cov)
+		require.Equal(t, calls+1, f.poolCalls, "%d blocks: one pool-shaped call", n)
+		require.Equal(t, launches+1, f.launches, "%d blocks: no other zeroization call", n)
+		require.Equal(t, ids, f.lastBlocks)
+		require.True(t, f.lastVerify, "the pool verifies (full by default)")
+		require.Equal(t, uint64(9), f.lastStream)
+	}
+	for b := uint32(0); b < nb; b++ {
+		blk := mem[b*nr*bb : (b+1)*nr*bb]
+		if released[b] {
+			require.True(t, allZero(blk), "block %d", b)
+		} else {
+			require.False(t, allZero(blk), "block %d was not released", b)
+		}
+	}
+	rs := readLog(t, tr, path)
+	var bytes []float64
+	for _, r := range rs {
+		if r["event_type"] == "pool_release" {
+			bytes = append(bytes, r["bytes"].(float64))
+		}
+	}
+	require.Equal(t, []float64{1 * nr * bb, 7 * nr * bb, 32 * nr * bb}, bytes)
+	// An enqueue failure releases nothing: the blocks stay assigned.
+	require.NoError(t, tr.PoolAssign(p, []uint32{40}, "a", "r"))
+	f.zeroErr = fmt.Errorf("capture: %w", cudazero.ErrCapturing)
+	_, err = tr.PoolRelease(p, []uint32{40}, false)
+	requireStatus(t, StatusState, err)
+	f.zeroErr = &cudazero.Error{Op: "cuLaunchKernel(kvh_pool_zero)", Code: 719, Name: "CUDA_ERROR_LAUNCH_FAILED"}
+	_, err = tr.PoolRelease(p, []uint32{40}, false)
+	requireStatus(t, StatusDevice, err)
+	require.Contains(t, err.Error(), "CUDA_ERROR_LAUNCH_FAILED")
+	f.zeroErr = nil
+	cov, err := tr.PoolRelease(p, []uint32{40}, false)
+	require.NoError(t, err)
+	require.Equal(t, 100.0, cov)
 }

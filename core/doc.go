@@ -64,7 +64,8 @@
 // one allocation). PoolAssign is all-or-nothing; a block still assigned to
 // another tenant is an isolation violation (quarantined). PoolRelease
 // zeroizes every region of every listed block in one pass (parallel above
-// 8 MiB on the CPU, one ZeroAsync on CUDA), verifies (full by default) and
+// 8 MiB on the CPU, one pool-shaped zero launch plus one verify launch on
+// CUDA), verifies (full by default) and
 // writes one pool_release record. Quarantined pool blocks count in
 // quarantine_count.
 //

@@ -406,7 +406,8 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 // pool_release record with the block ids, bytes and coverage. Blocks that
 // fail verification are quarantined (StatusVerify). Unassigned blocks are
 // StatusState, quarantined ones StatusQuarantined (nothing is released
-// then). On a CUDA pool, one ZeroAsync covers all ranges; with async the
+// then). On a CUDA pool, one pool-shaped ZeroPoolAsync (one zero launch and
+// one verify launch) covers every region of every block; with async the
 // call returns 0 after enqueueing and PoolSync (or the next assign of those
 // blocks) completes it. CPU pools are always synchronous.
 func (t *Tracer) PoolRelease(ph PoolHandle, ids []uint32, async bool) (float64, error) {
@@ -438,17 +439,9 @@ func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool) (float64, erro
 	start := t.now()
 	nr := len(p.regions)
 	if p.device == DeviceCUDA {
-		ranges := make([]cudazero.Range, 0, len(ids)*nr)
-		var total uint64
-		// Region-major order: consecutive blocks of one region are adjacent
-		// ranges of one allocation.
-		for _, r := range p.regions {
-			for _, b := range ids {
-				ranges = append(ranges, cudazero.Range{Ptr: r.Base + uint64(b)*r.Stride, Len: r.BlockBytes})
-				total += r.BlockBytes
-			}
-		}
-		op, err := t.poolReleaseCUDA(p, ranges, p.verify != VerifyNone)
+		// One pool-shaped launch: the region table and the block ids go to
+		// the device, not one range per (block, region).
+		op, total, err := t.poolReleaseCUDAShaped(p, ids, p.verify != VerifyNone)
 		if err != nil {
 			return 0, err
 		}

@@ -24,7 +24,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating Python venv in $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import numpy, pytest, setuptools, wheel" 2>/dev/null; then
+# Reinstall whenever scripts/requirements-test.txt changed since the last successful install.
+stamp="$VENV/.requirements-test.txt"
+if ! cmp -s scripts/requirements-test.txt "$stamp"; then
+  echo "setup: installing Python test requirements into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -r scripts/requirements-test.txt
+  cp scripts/requirements-test.txt "$stamp"
 fi

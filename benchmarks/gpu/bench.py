@@ -104,6 +104,16 @@ def main():
         lib.call("kvh_pool_release", tr.h, pool, arr, len(blocks), K.KVH_RELEASE_ASYNC, None)
         host.append(time.perf_counter() - t)
         tr.pool_sync(pool)
+    # The same 2 GiB pool released synchronously (zeroize + full verify) end to end.
+    sync = []
+    for _ in range(a.runs):
+        tr.pool_assign(pool, blocks)
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        cov = ctypes.c_double()
+        lib.call("kvh_pool_release", tr.h, pool, arr, len(blocks), 0, ctypes.byref(cov))
+        sync.append(time.perf_counter() - t)
+    row(f"kvh_pool_release 1024 blocks × {2 * layers} regions × 32 KiB (sync, verify=full)", nb * 2 * layers * bs, statistics.median(sync))
     views = [c[kv, b] for c in caches[:1] for kv in (0, 1) for b in range(nb // 2)]  # 1024 views
     host2 = []
     for _ in range(a.runs):

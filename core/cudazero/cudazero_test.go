@@ -657,6 +657,8 @@ func TestPTXShape(t *testing.T) {
 	assert.True(t, strings.Contains(kernelPTX, ".address_size 64"))
 	assert.True(t, strings.Contains(kernelPTX, ".entry "+zeroKernel+"("))
 	assert.True(t, strings.Contains(kernelPTX, ".entry "+verifyKernel+"("))
+	assert.True(t, strings.Contains(kernelPTX, ".entry "+poolZeroKernel+"("))
+	assert.True(t, strings.Contains(kernelPTX, ".entry "+poolVerifyKernel+"("))
 	assert.True(t, strings.Contains(kernelPTX, "st.global.v4.u32"))
 }
 

@@ -26,6 +26,13 @@
 //     counted with one atomic per thread) whose count is copied to pinned
 //     memory before an event is recorded. Graph capture is refused
 //     (ErrCapturing). Errors carry the CUDA error name (*Error).
+//   - Pool-shaped zeroization (ZeroPoolAsync, pool.go): a paged pool's
+//     region table {base, stride, block_bytes} and the released block ids
+//     are copied in one cuMemcpyHtoDAsync, then one launch of kvh_pool_zero
+//     covers every (region, block) pair and one launch of kvh_pool_verify
+//     counts non-zero bytes, so the host cost is O(regions + blocks) rather
+//     than one descriptor per (block, region). The layout is validated once,
+//     by the caller, when the pool is registered.
 //   - Contexts: the work runs in the calling thread's current context when it
 //     belongs to the requested device (engines call in on their own thread,
 //     and a cgo callback runs on that thread); otherwise the device's primary

@@ -2,11 +2,13 @@ package cudazero
 
 // Kernel entry names in kernelPTX (the CUDA test double recognizes them too).
 const (
-	zeroKernel   = "kvh_scatter_zero"
-	verifyKernel = "kvh_verify_nonzero"
+	zeroKernel       = "kvh_scatter_zero"
+	verifyKernel     = "kvh_verify_nonzero"
+	poolZeroKernel   = "kvh_pool_zero"
+	poolVerifyKernel = "kvh_pool_verify"
 )
 
-// kernelPTX holds the two hand-written kernels, JIT-compiled by the driver for
+// kernelPTX holds the four hand-written kernels, JIT-compiled by the driver for
 // the GPU at hand (PTX ISA 7.0 is accepted by every CUDA >= 11.0 driver;
 // sm_50 is the lowest target those drivers still support). Both take a
 // descriptor table of {u64 ptr, u64 len} entries and walk it grid-stride: CTA
@@ -21,6 +23,20 @@ const (
 // 1; each thread adds its total (if any) to *counter with one 64-bit atomic.
 // The count is therefore an upper bound of the non-zero bytes at 4-byte
 // granularity, and 0 exactly when every byte is zero.
+//
+// The pool kernels take the shape of a paged pool instead of a descriptor per
+// range: a region table of {u64 base, u64 stride, u64 block_bytes} entries,
+// a list of u32 block ids and nchunk, the number of 64 KiB chunks of the
+// largest block_bytes. Work item w (grid-stride over CTAs) is chunk
+// w % nchunk of block ids[(w / nchunk) % nblocks] in region
+// (w / nchunk) / nblocks: the bytes [addr+c*64K, min(addr+block_bytes,
+// addr+(c+1)*64K)) with addr = base + id*stride (nothing when c*64K >=
+// block_bytes). Each chunk is walked like a descriptor above.
+//
+// kvh_pool_zero(regions, nregions, ids, nblocks, nchunk, counter): stores
+// zeros (counter unused).
+// kvh_pool_verify(regions, nregions, ids, nblocks, nchunk, counter): the
+// counting rule of kvh_verify_nonzero, per chunk.
 const kernelPTX = `
 .version 7.0
 .target sm_50
@@ -244,6 +260,232 @@ $V_done:
 	cvta.to.global.u64 	%rd18, %rd18;
 	atom.global.add.u64 	%rd19, [%rd18], %rd13;
 $V_ret:
+	ret;
+}
+
+.visible .entry kvh_pool_zero(
+	.param .u64 kvh_pool_zero_param_0,
+	.param .u32 kvh_pool_zero_param_1,
+	.param .u64 kvh_pool_zero_param_2,
+	.param .u32 kvh_pool_zero_param_3,
+	.param .u32 kvh_pool_zero_param_4,
+	.param .u64 kvh_pool_zero_param_5
+)
+{
+	.reg .pred 	%p<8>;
+	.reg .b16 	%rs<2>;
+	.reg .b32 	%r<12>;
+	.reg .b64 	%rd<32>;
+
+	ld.param.u64 	%rd1, [kvh_pool_zero_param_0];
+	ld.param.u32 	%r1, [kvh_pool_zero_param_1];
+	ld.param.u64 	%rd2, [kvh_pool_zero_param_2];
+	ld.param.u32 	%r2, [kvh_pool_zero_param_3];
+	ld.param.u32 	%r3, [kvh_pool_zero_param_4];
+	cvta.to.global.u64 	%rd1, %rd1;
+	cvta.to.global.u64 	%rd2, %rd2;
+	cvt.u64.u32 	%rd3, %r1;
+	cvt.u64.u32 	%rd4, %r2;
+	cvt.u64.u32 	%rd5, %r3;
+	mul.lo.s64 	%rd6, %rd3, %rd4;
+	mul.lo.s64 	%rd6, %rd6, %rd5;
+	mov.u32 	%r4, %ctaid.x;
+	mov.u32 	%r5, %nctaid.x;
+	mov.u32 	%r6, %tid.x;
+	mov.u32 	%r7, %ntid.x;
+	cvt.u64.u32 	%rd7, %r4;
+	cvt.u64.u32 	%rd8, %r5;
+	cvt.u64.u32 	%rd9, %r6;
+	cvt.u64.u32 	%rd10, %r7;
+	shl.b64 	%rd11, %rd9, 4;
+	shl.b64 	%rd12, %rd10, 4;
+	mov.u16 	%rs1, 0;
+	mov.u32 	%r8, 0;
+$PZ_work:
+	setp.ge.u64 	%p1, %rd7, %rd6;
+	@%p1 bra 	$PZ_done;
+	div.u64 	%rd13, %rd7, %rd5;
+	mul.lo.s64 	%rd14, %rd13, %rd5;
+	sub.s64 	%rd14, %rd7, %rd14;
+	div.u64 	%rd15, %rd13, %rd4;
+	mul.lo.s64 	%rd16, %rd15, %rd4;
+	sub.s64 	%rd16, %rd13, %rd16;
+	mul.lo.s64 	%rd17, %rd15, 24;
+	add.s64 	%rd17, %rd1, %rd17;
+	ld.global.u64 	%rd18, [%rd17];
+	ld.global.u64 	%rd19, [%rd17+8];
+	ld.global.u64 	%rd20, [%rd17+16];
+	shl.b64 	%rd21, %rd16, 2;
+	add.s64 	%rd21, %rd2, %rd21;
+	ld.global.u32 	%r9, [%rd21];
+	cvt.u64.u32 	%rd22, %r9;
+	mul.lo.s64 	%rd22, %rd22, %rd19;
+	add.s64 	%rd22, %rd18, %rd22;
+	shl.b64 	%rd23, %rd14, 16;
+	setp.ge.u64 	%p2, %rd23, %rd20;
+	@%p2 bra 	$PZ_next;
+	sub.s64 	%rd24, %rd20, %rd23;
+	min.u64 	%rd24, %rd24, 65536;
+	add.s64 	%rd25, %rd22, %rd23;
+	cvta.to.global.u64 	%rd25, %rd25;
+	add.s64 	%rd26, %rd25, %rd24;
+	add.s64 	%rd27, %rd25, 15;
+	and.b64 	%rd27, %rd27, -16;
+	min.u64 	%rd27, %rd27, %rd26;
+	and.b64 	%rd28, %rd26, -16;
+	max.u64 	%rd28, %rd28, %rd27;
+	add.s64 	%rd29, %rd25, %rd9;
+$PZ_head:
+	setp.ge.u64 	%p3, %rd29, %rd27;
+	@%p3 bra 	$PZ_body0;
+	st.global.u8 	[%rd29], %rs1;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$PZ_head;
+$PZ_body0:
+	add.s64 	%rd29, %rd27, %rd11;
+$PZ_body:
+	setp.ge.u64 	%p4, %rd29, %rd28;
+	@%p4 bra 	$PZ_tail0;
+	st.global.v4.u32 	[%rd29], {%r8, %r8, %r8, %r8};
+	add.s64 	%rd29, %rd29, %rd12;
+	bra.uni 	$PZ_body;
+$PZ_tail0:
+	add.s64 	%rd29, %rd28, %rd9;
+$PZ_tail:
+	setp.ge.u64 	%p5, %rd29, %rd26;
+	@%p5 bra 	$PZ_next;
+	st.global.u8 	[%rd29], %rs1;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$PZ_tail;
+$PZ_next:
+	add.s64 	%rd7, %rd7, %rd8;
+	bra.uni 	$PZ_work;
+$PZ_done:
+	ret;
+}
+
+.visible .entry kvh_pool_verify(
+	.param .u64 kvh_pool_verify_param_0,
+	.param .u32 kvh_pool_verify_param_1,
+	.param .u64 kvh_pool_verify_param_2,
+	.param .u32 kvh_pool_verify_param_3,
+	.param .u32 kvh_pool_verify_param_4,
+	.param .u64 kvh_pool_verify_param_5
+)
+{
+	.reg .pred 	%p<10>;
+	.reg .b16 	%rs<2>;
+	.reg .b32 	%r<16>;
+	.reg .b64 	%rd<36>;
+
+	ld.param.u64 	%rd1, [kvh_pool_verify_param_0];
+	ld.param.u32 	%r1, [kvh_pool_verify_param_1];
+	ld.param.u64 	%rd2, [kvh_pool_verify_param_2];
+	ld.param.u32 	%r2, [kvh_pool_verify_param_3];
+	ld.param.u32 	%r3, [kvh_pool_verify_param_4];
+	cvta.to.global.u64 	%rd1, %rd1;
+	cvta.to.global.u64 	%rd2, %rd2;
+	cvt.u64.u32 	%rd3, %r1;
+	cvt.u64.u32 	%rd4, %r2;
+	cvt.u64.u32 	%rd5, %r3;
+	mul.lo.s64 	%rd6, %rd3, %rd4;
+	mul.lo.s64 	%rd6, %rd6, %rd5;
+	mov.u32 	%r4, %ctaid.x;
+	mov.u32 	%r5, %nctaid.x;
+	mov.u32 	%r6, %tid.x;
+	mov.u32 	%r7, %ntid.x;
+	cvt.u64.u32 	%rd7, %r4;
+	cvt.u64.u32 	%rd8, %r5;
+	cvt.u64.u32 	%rd9, %r6;
+	cvt.u64.u32 	%rd10, %r7;
+	shl.b64 	%rd11, %rd9, 4;
+	shl.b64 	%rd12, %rd10, 4;
+	mov.u64 	%rd30, 0;
+$PV_work:
+	setp.ge.u64 	%p1, %rd7, %rd6;
+	@%p1 bra 	$PV_done;
+	div.u64 	%rd13, %rd7, %rd5;
+	mul.lo.s64 	%rd14, %rd13, %rd5;
+	sub.s64 	%rd14, %rd7, %rd14;
+	div.u64 	%rd15, %rd13, %rd4;
+	mul.lo.s64 	%rd16, %rd15, %rd4;
+	sub.s64 	%rd16, %rd13, %rd16;
+	mul.lo.s64 	%rd17, %rd15, 24;
+	add.s64 	%rd17, %rd1, %rd17;
+	ld.global.u64 	%rd18, [%rd17];
+	ld.global.u64 	%rd19, [%rd17+8];
+	ld.global.u64 	%rd20, [%rd17+16];
+	shl.b64 	%rd21, %rd16, 2;
+	add.s64 	%rd21, %rd2, %rd21;
+	ld.global.u32 	%r9, [%rd21];
+	cvt.u64.u32 	%rd22, %r9;
+	mul.lo.s64 	%rd22, %rd22, %rd19;
+	add.s64 	%rd22, %rd18, %rd22;
+	shl.b64 	%rd23, %rd14, 16;
+	setp.ge.u64 	%p2, %rd23, %rd20;
+	@%p2 bra 	$PV_next;
+	sub.s64 	%rd24, %rd20, %rd23;
+	min.u64 	%rd24, %rd24, 65536;
+	add.s64 	%rd25, %rd22, %rd23;
+	cvta.to.global.u64 	%rd25, %rd25;
+	add.s64 	%rd26, %rd25, %rd24;
+	add.s64 	%rd27, %rd25, 15;
+	and.b64 	%rd27, %rd27, -16;
+	min.u64 	%rd27, %rd27, %rd26;
+	and.b64 	%rd28, %rd26, -16;
+	max.u64 	%rd28, %rd28, %rd27;
+	add.s64 	%rd29, %rd25, %rd9;
+$PV_head:
+	setp.ge.u64 	%p3, %rd29, %rd27;
+	@%p3 bra 	$PV_body0;
+	ld.global.u8 	%rs1, [%rd29];
+	setp.ne.s16 	%p6, %rs1, 0;
+	selp.u64 	%rd31, 1, 0, %p6;
+	add.s64 	%rd30, %rd30, %rd31;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$PV_head;
+$PV_body0:
+	add.s64 	%rd29, %rd27, %rd11;
+$PV_body:
+	setp.ge.u64 	%p4, %rd29, %rd28;
+	@%p4 bra 	$PV_tail0;
+	ld.global.v4.u32 	{%r10, %r11, %r12, %r13}, [%rd29];
+	setp.ne.s32 	%p6, %r10, 0;
+	selp.u32 	%r14, 4, 0, %p6;
+	setp.ne.s32 	%p6, %r11, 0;
+	selp.u32 	%r15, 4, 0, %p6;
+	add.s32 	%r14, %r14, %r15;
+	setp.ne.s32 	%p6, %r12, 0;
+	selp.u32 	%r15, 4, 0, %p6;
+	add.s32 	%r14, %r14, %r15;
+	setp.ne.s32 	%p6, %r13, 0;
+	selp.u32 	%r15, 4, 0, %p6;
+	add.s32 	%r14, %r14, %r15;
+	cvt.u64.u32 	%rd31, %r14;
+	add.s64 	%rd30, %rd30, %rd31;
+	add.s64 	%rd29, %rd29, %rd12;
+	bra.uni 	$PV_body;
+$PV_tail0:
+	add.s64 	%rd29, %rd28, %rd9;
+$PV_tail:
+	setp.ge.u64 	%p5, %rd29, %rd26;
+	@%p5 bra 	$PV_next;
+	ld.global.u8 	%rs1, [%rd29];
+	setp.ne.s16 	%p6, %rs1, 0;
+	selp.u64 	%rd31, 1, 0, %p6;
+	add.s64 	%rd30, %rd30, %rd31;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$PV_tail;
+$PV_next:
+	add.s64 	%rd7, %rd7, %rd8;
+	bra.uni 	$PV_work;
+$PV_done:
+	setp.eq.s64 	%p7, %rd30, 0;
+	@%p7 bra 	$PV_ret;
+	ld.param.u64 	%rd32, [kvh_pool_verify_param_5];
+	cvta.to.global.u64 	%rd32, %rd32;
+	atom.global.add.u64 	%rd33, [%rd32], %rd30;
+$PV_ret:
 	ret;
 }
 `

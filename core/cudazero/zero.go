@@ -158,8 +158,9 @@ func (v *validator) check(r Range) error {
 // ctxState is what cudazero keeps per CUDA context: the loaded module and a
 // pool of reusable per-operation resources.
 type ctxState struct {
-	zeroFn, verifyFn C.kvh_CUfunction
-	grid             int // CTAs to launch at most (SMs * ctasPerSM)
+	zeroFn, verifyFn         C.kvh_CUfunction
+	poolZeroFn, poolVerifyFn C.kvh_CUfunction
+	grid                     int // CTAs to launch at most (SMs * ctasPerSM)
 
 	mu   sync.Mutex
 	free []*slot
@@ -194,7 +195,7 @@ func (d *Driver) state(ctx C.kvh_CUcontext, ordinal int) (*ctxState, error) {
 	for _, k := range []struct {
 		name string
 		fn   *C.kvh_CUfunction
-	}{{zeroKernel, &cs.zeroFn}, {verifyKernel, &cs.verifyFn}} {
+	}{{zeroKernel, &cs.zeroFn}, {verifyKernel, &cs.verifyFn}, {poolZeroKernel, &cs.poolZeroFn}, {poolVerifyKernel, &cs.poolVerifyFn}} {
 		cname := C.CString(k.name)
 		rc := C.kvhcu_z_fn(d.cu, k.fn, mod, cname)
 		C.free(unsafe.Pointer(cname))

@@ -7,7 +7,8 @@
  * queue in order, so asynchrony is real: work enqueued on a held stream stays
  * pending and events report CUDA_ERROR_NOT_READY until the stream is released.
  * Modules are recognized by the kernel entry names in the PTX text
- * (kvh_scatter_zero, kvh_verify_nonzero); launches run C equivalents with the
+ * (kvh_scatter_zero, kvh_verify_nonzero, kvh_pool_zero, kvh_pool_verify);
+ * launches run C equivalents with the
  * parameters read from kernelParams. Device work touching memory outside a
  * device allocation sets a sticky CUDA_ERROR_ILLEGAL_ADDRESS on the context,
  * like a real fault.
@@ -210,7 +211,7 @@ static CUresult need_ctx(struct ctx **out) {
 
 /* ----------------------------------------------------------------- streams */
 
-enum { OP_MEMSET8, OP_MEMSET32, OP_H2D, OP_D2H, OP_ZERO, OP_VERIFY, OP_EVENT, OP_FILL };
+enum { OP_MEMSET8, OP_MEMSET32, OP_H2D, OP_D2H, OP_ZERO, OP_VERIFY, OP_EVENT, OP_FILL, OP_PZERO, OP_PVERIFY };
 
 struct event;
 
@@ -222,6 +223,8 @@ struct op {
   uint64_t table;
   uint32_t ndesc;
   uint64_t counter;
+  uint64_t ids; /* pool kernels: table = regions, ndesc = nregions */
+  uint32_t nblocks, nchunk;
   struct event *ev;
   struct op *next;
 };
@@ -298,6 +301,52 @@ static void run_verify(struct ctx *c, struct op *o) {
   *(uint64_t *)(uintptr_t)o->counter += cnt;
 }
 
+/* The pool kernels: work item (region r, block ids[i], chunk c) covers
+ * [addr + c*64K, min(addr + block_bytes, addr + (c+1)*64K)) with
+ * addr = base + ids[i]*stride; verify counts per chunk with run_verify's rule. */
+#define POOL_CHUNK 65536u
+static void run_pool(struct ctx *c, struct op *o, int verify) {
+  if (verify) {
+    pthread_mutex_lock(&g_mu);
+    uintptr_t pa = g_plant_addr;
+    unsigned char pv = g_plant_val;
+    g_plant_addr = 0;
+    pthread_mutex_unlock(&g_mu);
+    if (pa != 0) *(volatile unsigned char *)pa = pv;
+    if (!device_range_ok(o->counter, 8)) return fault(c);
+  }
+  if (!device_range_ok(o->table, (size_t)o->ndesc * 24) ||
+      !device_range_ok(o->ids, (size_t)o->nblocks * 4))
+    return fault(c);
+  const uint64_t *reg = (const uint64_t *)(uintptr_t)o->table;
+  const uint32_t *ids = (const uint32_t *)(uintptr_t)o->ids;
+  uint64_t cnt = 0;
+  for (uint32_t r = 0; r < o->ndesc; r++) {
+    uint64_t base = reg[3 * r], stride = reg[3 * r + 1], bb = reg[3 * r + 2];
+    for (uint32_t i = 0; i < o->nblocks; i++) {
+      uintptr_t addr = base + (uint64_t)ids[i] * stride;
+      for (uint32_t k = 0; k < o->nchunk; k++) {
+        uint64_t off = (uint64_t)k * POOL_CHUNK;
+        if (off >= bb) break;
+        uint64_t len = bb - off < POOL_CHUNK ? bb - off : POOL_CHUNK;
+        uintptr_t p = addr + off, end = p + len;
+        if (!device_range_ok(p, len)) return fault(c);
+        if (!verify) {
+          memset((void *)p, 0, len);
+          continue;
+        }
+        uintptr_t bs = (p + 15) & ~(uintptr_t)15, be = end & ~(uintptr_t)15;
+        if (bs > end) bs = end;
+        if (be < bs) be = bs;
+        for (uintptr_t q = p; q < bs; q++) cnt += *(unsigned char *)q != 0;
+        for (uintptr_t q = bs; q < be; q += 4) cnt += *(uint32_t *)q != 0 ? 4 : 0;
+        for (uintptr_t q = be; q < end; q++) cnt += *(unsigned char *)q != 0;
+      }
+    }
+  }
+  if (verify) *(uint64_t *)(uintptr_t)o->counter += cnt;
+}
+
 static void run_op(struct stream *s, struct op *o) {
   struct ctx *c = s->ctx;
   pthread_mutex_lock(&g_mu);
@@ -334,6 +383,12 @@ static void run_op(struct stream *s, struct op *o) {
       break;
     case OP_VERIFY:
       run_verify(c, o);
+      break;
+    case OP_PZERO:
+      run_pool(c, o, 0);
+      break;
+    case OP_PVERIFY:
+      run_pool(c, o, 1);
       break;
   }
 }
@@ -643,12 +698,12 @@ CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
 struct module {
   int magic;
   struct ctx *ctx;
-  int has_zero, has_verify;
+  int has_zero, has_verify, has_pzero, has_pverify;
 };
 struct function {
   int magic;
   struct module *mod;
-  int kind; /* OP_ZERO or OP_VERIFY */
+  int kind; /* OP_ZERO, OP_VERIFY, OP_PZERO or OP_PVERIFY */
 };
 
 CUresult cuModuleLoadData(void **out, const void *image) {
@@ -670,6 +725,8 @@ CUresult cuModuleLoadData(void **out, const void *image) {
   m->ctx = c;
   m->has_zero = strstr(ptx, ".entry kvh_scatter_zero(") != NULL;
   m->has_verify = strstr(ptx, ".entry kvh_verify_nonzero(") != NULL;
+  m->has_pzero = strstr(ptx, ".entry kvh_pool_zero(") != NULL;
+  m->has_pverify = strstr(ptx, ".entry kvh_pool_verify(") != NULL;
   *out = m;
   return OK;
 }
@@ -681,6 +738,8 @@ CUresult cuModuleGetFunction(void **out, void *hm, const char *name) {
   int kind;
   if (strcmp(name, "kvh_scatter_zero") == 0 && m->has_zero) kind = OP_ZERO;
   else if (strcmp(name, "kvh_verify_nonzero") == 0 && m->has_verify) kind = OP_VERIFY;
+  else if (strcmp(name, "kvh_pool_zero") == 0 && m->has_pzero) kind = OP_PZERO;
+  else if (strcmp(name, "kvh_pool_verify") == 0 && m->has_pverify) kind = OP_PVERIFY;
   else return E_NOT_FOUND;
   struct function *f = calloc(1, sizeof *f);
   if (f == NULL) return E_OUT_OF_MEMORY;
@@ -703,6 +762,13 @@ CUresult cuLaunchKernel(void *hf, unsigned int gx, unsigned int gy, unsigned int
   o.table = *(uint64_t *)params[0];
   o.ndesc = *(uint32_t *)params[1];
   if (f->kind == OP_VERIFY) o.counter = *(uint64_t *)params[2];
+  if (f->kind == OP_PZERO || f->kind == OP_PVERIFY) {
+    /* (regions, nregions, ids, nblocks, nchunk, counter) */
+    o.ids = *(uint64_t *)params[2];
+    o.nblocks = *(uint32_t *)params[3];
+    o.nchunk = *(uint32_t *)params[4];
+    o.counter = *(uint64_t *)params[5];
+  }
   return enqueue(s, &o);
 }
 

@@ -1,0 +1,167 @@
+package cudazero
+
+/*
+#include "shim.h"
+
+static kvh_CUresult kvh_p_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
+static kvh_CUresult kvh_p_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
+static kvh_CUresult kvh_p_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids, unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter) {
+  void *params[6] = {&regions, &nregions, &ids, &nblocks, &nchunk, &counter};
+  return c->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, (kvh_CUstream)s, params, NULL);
+}
+static kvh_CUresult kvh_p_erecord(const kvh_cu *c, kvh_CUevent e, uintptr_t s) { return c->EventRecord(e, (kvh_CUstream)s); }
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"unsafe"
+)
+
+// PoolRegion is one region of a paged pool (one layer's K or V cache, for
+// instance): block b occupies [Base+b*Stride, Base+b*Stride+BlockBytes).
+type PoolRegion struct{ Base, Stride, BlockBytes uint64 }
+
+// poolEntryBytes is the size of one region entry in the device table.
+const poolEntryBytes = 24
+
+// ZeroPoolAsync zeroizes the listed blocks in every region of a paged pool on
+// stream, in stream order, without ever synchronizing the host. Unlike
+// ZeroAsync it takes the pool's shape instead of one range per (block,
+// region): the region table (24 bytes per region) and the block ids (4 bytes
+// per block) are copied to the device with ONE cuMemcpyHtoDAsync from pinned
+// memory, then ONE launch of kvh_pool_zero zeroes every (region, block) pair,
+// and with verify ONE launch of kvh_pool_verify counts the non-zero bytes
+// (same rule and same Op.Wait result as ZeroAsync), copied back with
+// cuMemcpyDtoHAsync; an event is recorded last. The host cost is therefore
+// O(regions + blocks), not O(regions * blocks).
+//
+// The layout is NOT re-validated with cuPointerGetAttributes here: the
+// caller must have checked once (e.g. with ValidateRange over each region's
+// full span [Base, Base+(numBlocks-1)*Stride+BlockBytes) when the pool was
+// registered) and must pass only block ids below the pool's block count.
+// ZeroPoolAsync still refuses NULL bases and address arithmetic that
+// overflows (ErrInvalidRange) and a capturing stream (ErrCapturing), with no
+// device work enqueued.
+func (d *Driver) ZeroPoolAsync(ordinal int, stream uint64, regions []PoolRegion, blocks []uint32, verify bool) (*Op, error) {
+	return d.zeroPoolAsync(ordinal, stream, regions, blocks, true, verify)
+}
+
+// zeroPoolAsync is ZeroPoolAsync; zero false only verifies (tests, benchmarks).
+func (d *Driver) zeroPoolAsync(ordinal int, stream uint64, regions []PoolRegion, blocks []uint32, zero, verify bool) (*Op, error) {
+	if ordinal < 0 {
+		return nil, fmt.Errorf("%w: device ordinal %d is negative", ErrInvalidRange, ordinal)
+	}
+	if len(regions) > math.MaxUint32 || len(blocks) > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: %d regions x %d blocks exceeds the kernel's 32-bit counts", ErrInvalidRange, len(regions), len(blocks))
+	}
+	var maxID uint32
+	for _, b := range blocks {
+		maxID = max(maxID, b)
+	}
+	var perBlock, maxBB uint64
+	for i, r := range regions {
+		if r.BlockBytes == 0 {
+			continue
+		}
+		if r.Base == 0 {
+			return nil, fmt.Errorf("%w: pool region %d has a NULL base", ErrInvalidRange, i)
+		}
+		hi, off := bits.Mul64(uint64(maxID), r.Stride)
+		end, c1 := bits.Add64(r.Base, off, 0)
+		_, c2 := bits.Add64(end, r.BlockBytes, 0)
+		if hi != 0 || c1 != 0 || c2 != 0 {
+			return nil, fmt.Errorf("%w: pool region %d: block %d at %#x+%d*%d+%d overflows the address space", ErrInvalidRange, i, maxID, r.Base, maxID, r.Stride, r.BlockBytes)
+		}
+		var c uint64
+		perBlock, c = bits.Add64(perBlock, r.BlockBytes, 0)
+		if c != 0 {
+			return nil, fmt.Errorf("%w: pool block size overflows", ErrInvalidRange)
+		}
+		maxBB = max(maxBB, r.BlockBytes)
+	}
+	hi, total := bits.Mul64(perBlock, uint64(len(blocks)))
+	if hi != 0 {
+		return nil, fmt.Errorf("%w: pool release of %d blocks x %d bytes overflows", ErrInvalidRange, len(blocks), perBlock)
+	}
+	nchunk := (maxBB + chunkBytes - 1) / chunkBytes
+	if nchunk > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: block_bytes %d is too large (max %d)", ErrInvalidRange, maxBB, uint64(math.MaxUint32)*chunkBytes)
+	}
+	hi, work := bits.Mul64(uint64(len(regions))*uint64(len(blocks)), nchunk)
+	if hi != 0 || work > math.MaxInt64 {
+		return nil, fmt.Errorf("%w: pool release of %d regions x %d blocks x %d chunks is too large", ErrInvalidRange, len(regions), len(blocks), nchunk)
+	}
+	op := &Op{d: d, ordinal: ordinal, verify: verify, total: total}
+	err := d.withContext(ordinal, func(ctx C.kvh_CUcontext) error {
+		if err := d.checkStream(stream); err != nil {
+			return err
+		}
+		if total == 0 || !(zero || verify) {
+			op.done = true
+			return nil
+		}
+		cs, err := d.state(ctx, ordinal)
+		if err != nil {
+			return err
+		}
+		op.cs = cs
+		return op.enqueuePool(stream, regions, blocks, uint32(nchunk), work, zero)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+// enqueuePool stages [counter, pad][region table][block ids] in one pinned
+// buffer, copies it with one cuMemcpyHtoDAsync and launches the pool kernels.
+func (op *Op) enqueuePool(stream uint64, regions []PoolRegion, blocks []uint32, nchunk uint32, work uint64, zero bool) error {
+	d, cs := op.d, op.cs
+	st := C.uintptr_t(stream)
+	regOff := uintptr(headerBytes)
+	idsOff := regOff + uintptr(len(regions))*poolEntryBytes
+	need := idsOff + uintptr(len(blocks))*4
+	s, err := cs.get(d, need)
+	if err != nil {
+		return err
+	}
+	// From here on an error may leave work in flight reading the slot's
+	// buffers: the slot is abandoned (leaked), never reused.
+	hdr := unsafe.Slice((*uint64)(s.host), (idsOff)/8)
+	hdr[0], hdr[1] = 0, 0
+	for i, r := range regions {
+		e := hdr[2+3*i : 5+3*i]
+		e[0], e[1], e[2] = r.Base, r.Stride, r.BlockBytes
+	}
+	copy(unsafe.Slice((*uint32)(unsafe.Add(s.host, idsOff)), len(blocks)), blocks)
+	if err := d.check("cuMemcpyHtoDAsync(pool table)", C.kvh_p_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
+		return err
+	}
+	grid := uint64(cs.grid)
+	if grid > work {
+		grid = work
+	}
+	regs, ids := s.dev+C.kvh_CUdeviceptr(regOff), s.dev+C.kvh_CUdeviceptr(idsOff)
+	nr, nb := C.uint(len(regions)), C.uint(len(blocks))
+	if zero {
+		if err := d.check("cuLaunchKernel("+poolZeroKernel+")", C.kvh_p_launch(d.cu, cs.poolZeroFn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), 0)); err != nil {
+			return err
+		}
+	}
+	if op.verify {
+		if err := d.check("cuLaunchKernel("+poolVerifyKernel+")", C.kvh_p_launch(d.cu, cs.poolVerifyFn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), s.dev)); err != nil {
+			return err
+		}
+		if err := d.check("cuMemcpyDtoHAsync(non-zero count)", C.kvh_p_d2h(d.cu, s.host, s.dev, 8, st)); err != nil {
+			return err
+		}
+	}
+	if err := d.check("cuEventRecord", C.kvh_p_erecord(d.cu, s.event, st)); err != nil {
+		return err
+	}
+	op.s = s
+	return nil
+}
