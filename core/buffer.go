@@ -580,14 +580,19 @@ func pct(n, nonzero uint64) float64 {
 	return float64(n-nonzero) / float64(n) * 100
 }
 
+// noSamples is the verify_samples value of a sanitize that sampled nothing
+// (an empty list in the log), boxed once instead of per record. Never
+// modified.
+var noSamples any = []int64{}
+
 // finishSanitize records the result of a sanitize (s locked).
 func (t *Tracer) finishSanitize(h Handle, s *slot, r verifyResult, mode VerifyMode, dur int64, wasQ bool, uuid string, dev Device) error {
 	s.coverage = r.coverage
 	s.flags |= fSanitizedEver
 	t.m.sanitized(dev, s.nbytes, dur)
-	samples := r.samples
-	if samples == nil {
-		samples = []int64{}
+	var samples any = r.samples
+	if r.samples == nil {
+		samples = noSamples
 	}
 	fs := make([]forensic.Field, 0, 12)
 	fs = baseFields(fs, h, s)

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -614,7 +615,7 @@ func (w *Writer) Append(eventType string, fields ...Field) error {
 		return fmt.Errorf("forensic: append: event type: %w: not valid UTF-8", ErrUnsupported)
 	}
 	for i, f := range fields {
-		if reservedKeys[f.Key] {
+		if reserved(f.Key) {
 			return fmt.Errorf("forensic: append %s: field %q is set by the writer", eventType, f.Key)
 		}
 		if !utf8.ValidString(f.Key) {
@@ -661,6 +662,17 @@ func (w *Writer) Append(eventType string, fields ...Field) error {
 	err := w.ticketErr(ticket)
 	w.mu.Unlock()
 	return err
+}
+
+// reserved reports whether key is one of reservedKeys. The switch rejects
+// every other key with a length check and a compare or two, where the map
+// lookup hashed each key of each record on the caller's path.
+func reserved(key string) bool {
+	switch key {
+	case "event_type", "prev_hash", "curr_hash", "hmac", "seq", "kid":
+		return reservedKeys[key]
+	}
+	return false
 }
 
 // ticketErr (mu held) reports whether the record with this ticket was lost
@@ -1177,6 +1189,34 @@ func appendUUID(b []byte, rng *mrand.ChaCha8) []byte {
 // while the string is in use.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
+// sortKey orders the keys of a record: pfx holds the first eight bytes of
+// the key big-endian (zero-padded), i its index in the kv slice.
+type sortKey struct {
+	pfx uint64
+	i   uint32
+}
+
+// keyPrefix packs the first eight bytes of k big-endian, zero-padded, so
+// that prefix order agrees with string order wherever the prefixes differ.
+func keyPrefix(k string) uint64 {
+	if len(k) >= 8 {
+		return binary.BigEndian.Uint64(unsafe.Slice(unsafe.StringData(k), 8))
+	}
+	var p uint64
+	for i := 0; i < len(k); i++ {
+		p |= uint64(k[i]) << (56 - 8*i)
+	}
+	return p
+}
+
+// keyLess reports whether a's key sorts before b's (byte order).
+func keyLess(kvs []kv, a, b sortKey) bool {
+	if a.pfx != b.pfx {
+		return a.pfx < b.pfx
+	}
+	return kvs[a.i].key < kvs[b.i].key
+}
+
 // encodeCanon writes the canonical record. With placeholder the values of
 // prev_hash and seq are left out and cutA/cutB are the offsets where they go
 // (prev_hash sorts before seq); the pipeline fills them in later.
@@ -1208,15 +1248,27 @@ func encodeCanon(b []byte, kvsp *[]kv, rng *mrand.ChaCha8, kid, ev string, field
 	if !hasTrace {
 		kvs = append(kvs, kv{key: "trace_id", kind: kvUUID})
 	}
-	// insertion sort: small n, no allocation
-	for i := 1; i < len(kvs); i++ {
-		for j := i; j > 0 && kvs[j].key < kvs[j-1].key; j-- {
-			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
+	// Insertion sort (stable, small n, no allocation) of (key prefix, index)
+	// pairs rather than of the 72-byte kv values, comparing the first eight
+	// key bytes as one integer: swapping the values and calling the string
+	// compare were a third of the encoder's time.
+	var ordBuf [48]sortKey
+	ord := ordBuf[:0]
+	if len(kvs) > len(ordBuf) {
+		ord = make([]sortKey, 0, len(kvs))
+	}
+	for i := range kvs {
+		e := sortKey{pfx: keyPrefix(kvs[i].key), i: uint32(i)}
+		j := len(ord)
+		ord = append(ord, e)
+		for ; j > 0 && keyLess(kvs, e, ord[j-1]); j-- {
+			ord[j] = ord[j-1]
 		}
+		ord[j] = e
 	}
 	b = append(b, '{')
-	for i := range kvs {
-		e := &kvs[i]
+	for i, o := range ord {
+		e := &kvs[o.i]
 		if i > 0 {
 			b = append(b, ',')
 		}
