@@ -134,11 +134,15 @@ func (t *Tracer) PoolRegister(d PoolDesc) (PoolHandle, error) {
 	if err := checkOverlap(d.Regions, ext, d.NumBlocks); err != nil {
 		return 0, err
 	}
-	if d.Device == DeviceCUDA {
-		for i, r := range d.Regions {
-			if err := t.poolValidateCUDA(d.Ordinal, cudazero.Range{Ptr: r.Base, Len: ext[i]}); err != nil {
-				return 0, err
-			}
+	for i, r := range d.Regions {
+		var err error
+		if d.Device == DeviceCUDA {
+			err = t.poolValidateCUDA(d.Ordinal, cudazero.Range{Ptr: r.Base, Len: ext[i]})
+		} else {
+			err = checkMapped("pool_register: region "+strconv.Itoa(i), r.Base, ext[i])
+		}
+		if err != nil {
+			return 0, err
 		}
 	}
 	p := &pool{device: d.Device, ordinal: d.Ordinal, stream: d.Stream, regions: slices.Clone(d.Regions),

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestPoolRegisterValidation(t *testing.T) {
@@ -44,6 +45,44 @@ func TestPoolRegisterValidation(t *testing.T) {
 	}
 	_, err := tr.PoolRegister(PoolDesc{NumBlocks: 1, Regions: []PoolRegion{{base, 0, 10}}})
 	requireStatus(t, StatusInvalidID, err)
+}
+
+// A CPU region that is not (entirely) mapped memory is refused at
+// registration, never faulted on at release.
+func TestPoolRegisterRefusesUnmappedMemory(t *testing.T) {
+	tr, _ := newTracer(t, nil)
+	page := unix.Getpagesize()
+	m, err := unix.Mmap(-1, 0, 3*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	require.NoError(t, err)
+	base := addr(m)
+	munmap := func(a uint64, n int) error {
+		if _, _, e := unix.Syscall(unix.SYS_MUNMAP, uintptr(a), uintptr(n), 0); e != 0 {
+			return e
+		}
+		return nil
+	}
+	t.Cleanup(func() { _ = munmap(base, 2*page) })
+	require.NoError(t, munmap(base+2*uint64(page), page)) // a hole right after two mapped pages
+	for _, c := range []struct {
+		name string
+		r    PoolRegion
+		want Status
+	}{
+		{"inside the mapping", PoolRegion{base, 1024, 1024}, StatusOK},
+		{"runs into the hole", PoolRegion{base + uint64(page), 1024, 1024}, StatusInvalidArg},
+		{"entirely in the hole", PoolRegion{base + 2*uint64(page), 64, 64}, StatusInvalidArg},
+		{"low address never mapped", PoolRegion{0x1000, 64, 64}, StatusInvalidArg},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := tr.PoolRegister(PoolDesc{NumBlocks: 2 * uint32(page) / 1024, Regions: []PoolRegion{c.r}, Model: "m"})
+			requireStatus(t, c.want, err)
+			if err == nil {
+				require.NoError(t, tr.PoolUnregister(p, false))
+			} else {
+				require.Contains(t, err.Error(), "not mapped memory")
+			}
+		})
+	}
 }
 
 // A vLLM-like layout: 2 layers x (K, V), 16 blocks of 256 bytes.

@@ -694,6 +694,10 @@ static void test_pools(kvh_tracer *t) {
   pd.regions = of;
   pd.num_regions = 1;
   EXPECT_MSG(kvh_pool_register(t, &pd, &p2), KVH_E_INVALID_ARG, "overflow");
+  /* memory the process does not own: refused now, not faulted on at release */
+  kvh_pool_region um[1] = {{UINT64_MAX - (1ull << 20), BB, BB}};
+  pd.regions = um;
+  EXPECT_MSG(kvh_pool_register(t, &pd, &p2), KVH_E_INVALID_ARG, "not mapped");
   pd.regions = regs;
   pd.num_regions = 2;
   pd.model_id = "bad\nmodel";
