@@ -329,6 +329,32 @@ func (t *Tracer) Bind(h Handle, tenant, streamID string) error {
 	return t.append("bind", fs)
 }
 
+// beginUse is the common start of MarkInUse and MarkReuse: it checks the
+// tenant id, looks the buffer up, and enforces tenant binding, state and TTL.
+// On success the slot is returned locked, with the current time.
+func (t *Tracer) beginUse(h Handle, tenant, op string) (*slot, int64, error) {
+	if err := validateOptID("tenant_id", tenant); err != nil {
+		return nil, 0, err
+	}
+	s, err := t.lookup(h)
+	if err != nil {
+		return nil, 0, err
+	}
+	now := t.now()
+	err = t.checkTenant(h, s, tenant, op)
+	if err == nil {
+		err = t.usable(h, s, op)
+	}
+	if err == nil {
+		err = t.checkTTL(h, s, now, op)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return nil, 0, err
+	}
+	return s, now, nil
+}
+
 // MarkInUse moves the buffer to in_use and logs "write". An expired TTL
 // quarantines it (StatusPolicy).
 func (t *Tracer) MarkInUse(h Handle, tenant string) error {
@@ -336,24 +362,11 @@ func (t *Tracer) MarkInUse(h Handle, tenant string) error {
 		return err
 	}
 	defer t.leave()
-	if err := validateOptID("tenant_id", tenant); err != nil {
-		return err
-	}
-	s, err := t.lookup(h)
+	s, now, err := t.beginUse(h, tenant, "mark_in_use")
 	if err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if err := t.checkTenant(h, s, tenant, "mark_in_use"); err != nil {
-		return err
-	}
-	if err := t.usable(h, s, "mark_in_use"); err != nil {
-		return err
-	}
-	now := t.now()
-	if err := t.checkTTL(h, s, now, "mark_in_use"); err != nil {
-		return err
-	}
 	s.state = StateInUse
 	if t.cfg.TTLMode == TTLFromLastUse {
 		s.ttlBase = now
@@ -369,24 +382,11 @@ func (t *Tracer) MarkReuse(h Handle, tenant string) error {
 		return err
 	}
 	defer t.leave()
-	if err := validateOptID("tenant_id", tenant); err != nil {
-		return err
-	}
-	s, err := t.lookup(h)
+	s, now, err := t.beginUse(h, tenant, "mark_reuse")
 	if err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if err := t.checkTenant(h, s, tenant, "mark_reuse"); err != nil {
-		return err
-	}
-	if err := t.usable(h, s, "mark_reuse"); err != nil {
-		return err
-	}
-	now := t.now()
-	if err := t.checkTTL(h, s, now, "mark_reuse"); err != nil {
-		return err
-	}
 	s.reuse++
 	t.m.reuse.Add(1)
 	fs := make([]forensic.Field, 0, 6)
