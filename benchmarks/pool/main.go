@@ -31,6 +31,9 @@ import (
 	kcpu "github.com/kvhygiene/kvhygiene/core/cpuzero"
 )
 
+// notesMarker starts the hand-written part of the report, kept across runs.
+const notesMarker = "<!-- notes: kept when the benchmark is re-run -->"
+
 const (
 	regions    = 64
 	blocks     = 1024
@@ -146,6 +149,12 @@ func main() {
 	}
 	fmt.Print(b.String())
 	if *out != "" {
+		// Hand-written analysis below the notes marker survives a re-run.
+		if prev, err := os.ReadFile(*out); err == nil {
+			if i := strings.Index(string(prev), notesMarker); i >= 0 {
+				b.WriteString("\n" + string(prev[i:]))
+			}
+		}
 		if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
 			log.Fatalf("pool bench: write %s: %v", *out, err)
 		}
