@@ -119,6 +119,12 @@ func kvhgo_config_init(config *C.kvh_config) (st C.kvh_status) {
 	config.checkpoint_every_records = C.uint32_t(c.CheckpointEveryRecords)
 	config.checkpoint_every_ms = C.uint32_t(c.CheckpointEveryMS)
 	config.metrics_tenant_labels = boolC(c.MetricsTenantLabels)
+	config.retention = boolC(c.Retention)
+	config.retention_days = C.double(c.RetentionDays)
+	config.max_rotated = C.int32_t(c.MaxRotated)
+	if c.ArchiveDir != "" {
+		config.archive_dir = cStatic(c.ArchiveDir)
+	}
 	return statusC(stOK)
 }
 
@@ -202,6 +208,14 @@ func configFromC(c *C.kvh_config) (core.Config, error) {
 	g.CheckpointEveryRecords = uint32(c.checkpoint_every_records)
 	g.CheckpointEveryMS = uint32(c.checkpoint_every_ms)
 	if g.MetricsTenantLabels, err = flag01("metrics_tenant_labels", c.metrics_tenant_labels); err != nil {
+		return g, err
+	}
+	if g.Retention, err = flag01("retention", c.retention); err != nil {
+		return g, err
+	}
+	g.RetentionDays = float64(c.retention_days)
+	g.MaxRotated = int(c.max_rotated)
+	if g.ArchiveDir, err = optPathArg("config->archive_dir", readPath(c.archive_dir)); err != nil {
 		return g, err
 	}
 	return g, nil

@@ -100,6 +100,15 @@ type Config struct {
 	CheckpointEveryMS      uint32
 	MetricsTenantLabels    bool
 
+	// Retention makes the tracer prune rotated log files itself (it holds
+	// the log's lock): older than RetentionDays (0 = no age limit), beyond
+	// MaxRotated files (-1 = no limit, 0 = keep none), archived to ArchiveDir
+	// when set. A prune record declares every removal first.
+	Retention     bool
+	RetentionDays float64
+	MaxRotated    int
+	ArchiveDir    string
+
 	// Registerer, when set, additionally receives every collector of the
 	// tracer (the tracer always has its own Registry). nil = own only.
 	Registerer prometheus.Registerer
@@ -120,6 +129,7 @@ func DefaultConfig() Config {
 		FsyncIntervalMS:        DefaultFsyncIntervalMS,
 		CheckpointEveryRecords: DefaultCheckpointRecords,
 		CheckpointEveryMS:      DefaultCheckpointMS,
+		MaxRotated:             -1,
 	}
 }
 
@@ -233,6 +243,17 @@ func (c *Config) normalize() error {
 	}
 	if c.CheckpointEveryMS == 0 {
 		c.CheckpointEveryMS = DefaultCheckpointMS
+	}
+	if c.Retention {
+		if math.IsNaN(c.RetentionDays) || math.IsInf(c.RetentionDays, 0) || c.RetentionDays < 0 {
+			return errorf(StatusConfig, "retention_days %v is not a finite number >= 0", c.RetentionDays)
+		}
+		if c.MaxRotated < -1 {
+			return errorf(StatusConfig, "max_rotated %d is below -1 (no limit)", c.MaxRotated)
+		}
+		if c.RetentionDays == 0 && c.MaxRotated == -1 {
+			return errorf(StatusConfig, "retention is on but neither retention_days nor max_rotated limits anything")
+		}
 	}
 	if err := validateOptID("hmac_key_id", c.HMACKeyID); err != nil {
 		return &Error{Code: StatusConfig, Msg: err.Error()}

@@ -37,6 +37,8 @@ type metrics struct {
 	sanDur      [2]prometheus.Observer
 	sanBytes    [2]prometheus.Counter
 	fsyncDur    prometheus.Histogram
+	prunedFiles prometheus.Counter
+	pruneErrors prometheus.Counter
 	tenantAlloc *prometheus.CounterVec // nil unless MetricsTenantLabels
 
 	aggMu      sync.Mutex
@@ -89,7 +91,12 @@ func newMetrics(t *Tracer) *metrics {
 		Help: "Forensic log bytes written"}, stat(func() float64 { return float64(t.w.Stats().Bytes) }))
 	fsyncErrs := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kv_hygiene_log_fsync_errors_total",
 		Help: "Failed forensic log fsyncs"}, stat(func() float64 { return float64(t.w.Stats().FsyncErrors) }))
-	m.collectors = []prometheus.Collector{seedCollector{m}, m.isolation, qv, dv, bv, m.fsyncDur, logRecords, logBytes, fsyncErrs}
+	m.prunedFiles = prometheus.NewCounter(prometheus.CounterOpts{Name: "kv_hygiene_log_pruned_files_total",
+		Help: "Rotated forensic log files removed or archived by retention (each declared by a prune record)"})
+	m.pruneErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "kv_hygiene_log_prune_errors_total",
+		Help: "Failed retention passes over the forensic log (retried on the next tick)"})
+	m.collectors = []prometheus.Collector{seedCollector{m}, m.isolation, qv, dv, bv, m.fsyncDur, logRecords, logBytes, fsyncErrs,
+		m.prunedFiles, m.pruneErrors}
 	if t.cfg.MetricsTenantLabels {
 		m.tenantAlloc = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kv_hygiene_tenant_allocations_total",
 			Help: "Allocations by tenant (Config.MetricsTenantLabels)"}, []string{"tenant"})

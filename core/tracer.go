@@ -45,6 +45,8 @@ type Tracer struct {
 	srvDone   chan struct{}
 	sweepStop chan struct{}
 	sweepDone chan struct{}
+	keepStop  chan struct{}
+	keepDone  chan struct{}
 	cuda      cudaState
 }
 
@@ -121,6 +123,11 @@ func Open(cfg Config) (*Tracer, error) {
 		t.sweepDone = make(chan struct{})
 		go t.sweeper(time.Duration(cfg.SweepIntervalMS) * time.Millisecond)
 	}
+	if cfg.Retention {
+		t.keepStop = make(chan struct{})
+		t.keepDone = make(chan struct{})
+		go t.retainer(retentionEvery)
+	}
 	return t, nil
 }
 
@@ -159,6 +166,14 @@ func (t *Tracer) Close() error {
 		}
 		<-t.sweepDone
 	}
+	if t.keepStop != nil {
+		select {
+		case <-t.keepStop:
+		default:
+			close(t.keepStop)
+		}
+		<-t.keepDone
+	}
 	_ = t.StopMetrics()
 	t.opMu.Lock()
 	if t.closed.Swap(true) {
@@ -194,6 +209,21 @@ func (t *Tracer) Close() error {
 		p.mu.Unlock()
 	}
 	t.poolMu.Unlock()
+	if t.cfg.Retention {
+		// Records still queued may have rotated the log: apply retention once
+		// more so a shutdown leaves the directory within its limits. The
+		// prune record itself can rotate a nearly full file; then go again.
+		for range 3 {
+			rot := t.w.Stats().Rotations
+			if err := t.pruneOnce(); err != nil {
+				errs = append(errs, errorf(StatusLog, "core: retention on close: %v", err))
+				break
+			}
+			if t.w.Stats().Rotations == rot {
+				break
+			}
+		}
+	}
 	if t.cfg.CheckpointDir != "" {
 		if err := t.w.Checkpoint(); err != nil {
 			errs = append(errs, errorf(StatusLog, "core: checkpoint on close: %v", err))

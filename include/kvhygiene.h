@@ -204,6 +204,13 @@ typedef struct kvh_config {
   uint32_t checkpoint_every_records; /* default 10000 */
   uint32_t checkpoint_every_ms;   /* default 60000 */
   int32_t metrics_tenant_labels;  /* 0/1: add tenant labels to metrics (cardinality risk); default 0 */
+  /* Retention of rotated log files, done by the tracer itself: it holds the log's lock, so
+   * `kvgate verify` cannot prune while it runs. Every pruning first writes a "prune" record
+   * naming the removed files, their last hashes and seq ranges. */
+  int32_t retention;              /* 0/1: prune rotated files (checked every second); default 0 */
+  double retention_days;          /* with retention: remove rotated files older than this; 0 = no age limit */
+  int32_t max_rotated;            /* with retention: keep at most this many rotated files; -1 = no limit, 0 = none */
+  const char *archive_dir;        /* with retention: move pruned files here (never overwriting); NULL = delete */
 } kvh_config;
 
 /* Fill *config with defaults, reading the seed's environment variables

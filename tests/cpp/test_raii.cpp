@@ -2,6 +2,7 @@
 #include "helpers.hpp"
 
 #include <cstring>
+#include <filesystem>
 #include <type_traits>
 
 using kvhtest::FailureLog;
@@ -70,6 +71,29 @@ TEST(Tracer, DestructorClosesSoTheLogCanBeReopened) {
   }
   kvh::Result<kvh::Tracer> again = kvh::Tracer::try_open(test_config(log));
   EXPECT_TRUE(again.ok()) << again.to_string();
+}
+
+TEST(Tracer, RetentionKeepsRotatedFilesWithinTheLimit) {
+  TempDir d;
+  const std::string log = d.file("kv.log");
+  {
+    kvh::Tracer tr = kvh::Tracer::open(test_config(log).max_log_bytes(4096).retention(0, 0, d.file("archive")));
+    for (int i = 0; i < 50; i++) {
+      kvh::Buffer b = tr.allocate(host_alloc(64));
+      b.mark_in_use();
+    }  // each destructor sanitizes and frees: ~5 records per buffer, several rotations
+  }    // close applies retention to what was still queued
+  int rotated = 0, archived = 0;
+  for (const auto &e : std::filesystem::directory_iterator(d.path()))
+    rotated += e.path().filename().string().rfind("kv-", 0) == 0;
+  for (const auto &e : std::filesystem::directory_iterator(d.file("archive")))
+    archived += e.path().extension() == ".log";
+  EXPECT_EQ(rotated, 0) << "max_rotated 0 keeps no rotated file";
+  EXPECT_GT(archived, 0) << "pruned files were archived";
+  EXPECT_NE(kvhtest::read_file(log).find("\"prune\""), std::string::npos);
+
+  kvh::Result<kvh::Tracer> unlimited = kvh::Tracer::try_open(test_config(d.file("other.log")).retention(0, -1));
+  EXPECT_EQ(unlimited.status(), KVH_E_CONFIG) << unlimited.to_string();
 }
 
 TEST(Tracer, MovedFromIsInert) {

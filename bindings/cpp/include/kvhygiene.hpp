@@ -528,6 +528,16 @@ class Config {
   Config &checkpoint_every_records(uint32_t n) { checkpoint_every_records_ = n; return *this; }
   Config &checkpoint_every_ms(uint32_t ms) { checkpoint_every_ms_ = ms; return *this; }
   Config &metrics_tenant_labels(bool on) { metrics_tenant_labels_ = on; return *this; }
+  /// The tracer prunes its own rotated log files: older than `days` (0 = no
+  /// age limit), beyond `max_rotated` files (-1 = no limit, 0 = keep none),
+  /// moved to `archive_dir` when it is not empty. Each removal is declared by
+  /// a "prune" record first.
+  Config &retention(double days, int32_t max_rotated, std::string archive_dir = {}) {
+    retention_days_ = days;
+    max_rotated_ = max_rotated;
+    archive_dir_ = std::move(archive_dir);
+    return *this;
+  }
   /// Overrides struct_size (tests of the library's KVH_E_STRUCT_SIZE check).
   Config &struct_size_override(uint32_t n) { struct_size_ = n; return *this; }
 
@@ -566,6 +576,12 @@ class Config {
     if (checkpoint_every_records_) out->checkpoint_every_records = *checkpoint_every_records_;
     if (checkpoint_every_ms_) out->checkpoint_every_ms = *checkpoint_every_ms_;
     if (metrics_tenant_labels_) out->metrics_tenant_labels = *metrics_tenant_labels_ ? 1 : 0;
+    if (retention_days_) {
+      out->retention = 1;
+      out->retention_days = *retention_days_;
+      out->max_rotated = max_rotated_;
+      if (!archive_dir_.empty()) out->archive_dir = archive_dir_.c_str();
+    }
     if (struct_size_) out->struct_size = *struct_size_;
     return Status();
   }
@@ -583,6 +599,9 @@ class Config {
   std::optional<uint32_t> sweep_interval_ms_, fsync_interval_ms_, checkpoint_every_records_, checkpoint_every_ms_;
   std::optional<FsyncPolicy> fsync_policy_;
   std::optional<uint32_t> struct_size_;
+  std::optional<double> retention_days_;
+  int32_t max_rotated_ = -1;
+  std::string archive_dir_;
 };
 
 // ---------------------------------------------------------------------------

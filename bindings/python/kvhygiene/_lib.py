@@ -107,6 +107,10 @@ class kvh_config(ctypes.Structure):
         ("checkpoint_every_records", ctypes.c_uint32),
         ("checkpoint_every_ms", ctypes.c_uint32),
         ("metrics_tenant_labels", ctypes.c_int32),
+        ("retention", ctypes.c_int32),
+        ("retention_days", ctypes.c_double),
+        ("max_rotated", ctypes.c_int32),
+        ("archive_dir", ctypes.c_char_p),
     ]
 
     def __init__(self, *args: Any, **kw: Any) -> None:

@@ -156,7 +156,10 @@ class CacheTracer:
     Extensions: ``hmac_secret``, ``hmac_key_id``, ``verify_default``
     ("full" | "sampled" | "none"), ``ttl_mode`` ("alloc" | "last_use"),
     ``sweep_interval_ms``, ``fsync`` ("interval" | "none" | "always"),
-    ``checkpoint_dir`` / ``checkpoint_key_path``.
+    ``checkpoint_dir`` / ``checkpoint_key_path``; retention of rotated log files by
+    the tracer itself (it holds the log's lock): ``retention_days`` (age limit),
+    ``max_rotated`` (count limit, 0 = keep none) and ``archive_dir`` — each removal
+    is declared by a ``prune`` record first.
 
     Use as a context manager or call :meth:`close`.
     """
@@ -181,6 +184,9 @@ class CacheTracer:
         fsync: Optional[str] = None,
         checkpoint_dir: Optional[str] = None,
         checkpoint_key_path: Optional[str] = None,
+        retention_days: Optional[float] = None,
+        max_rotated: Optional[int] = None,
+        archive_dir: Optional[str] = None,
     ) -> None:
         self._t: Optional[int] = None  # set last, so __del__ after a failed __init__ is a no-op
         self._pid = os.getpid()
@@ -244,6 +250,15 @@ class CacheTracer:
             cfg.sweep_interval_ms = int(sweep_interval_ms)
         setstr("checkpoint_dir", checkpoint_dir)
         setstr("checkpoint_key_path", checkpoint_key_path)
+        if retention_days is not None or max_rotated is not None:
+            cfg.retention = 1
+            cfg.retention_days = float(retention_days or 0.0)
+            cfg.max_rotated = -1 if max_rotated is None else int(max_rotated)
+            setstr("archive_dir", archive_dir)
+        elif archive_dir is not None:
+            raise InvalidArgumentError(
+                "archive_dir needs retention_days or max_rotated", status=KVH_E_INVALID_ARG
+            )
 
         out = ctypes.c_void_p()
         lib.kvh_tracer_open(ctypes.byref(cfg), ctypes.byref(out))

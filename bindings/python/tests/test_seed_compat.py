@@ -22,6 +22,7 @@ from kvhygiene import (
     FreeWithoutSanitizeError,
     HygieneViolation,
     HygieneViolationError,
+    InvalidArgumentError,
     UnknownHandle,
     UnknownHandleError,
 )
@@ -489,3 +490,33 @@ def test_tracer_del_does_not_crash(log_path: Path) -> None:
 def test_second_writer_on_the_same_log_is_refused(tracer: CacheTracer, log_path: Path) -> None:
     with pytest.raises(kvhygiene.ForensicLogError):
         CacheTracer(log_path)
+
+
+def test_retention_by_the_tracer_declares_what_it_prunes(log_path: Path) -> None:
+    """The tracer holds the log's lock, so it prunes its own rotated files (the
+    seed's CronJob could not while the engine runs); every removal is declared."""
+    key = b"retention-secret"
+    archive = log_path.parent / "archive"
+    with CacheTracer(log_path, hmac_secret=key, max_log_bytes=4000, max_rotated=1, archive_dir=str(archive)) as t:
+        _lifecycles(t, 60)
+        t.flush()  # appends are group-committed: make the rotations happen now
+        deadline = time.monotonic() + 5
+        while len(list(log_path.parent.glob("kv_cache-*.log"))) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(list(log_path.parent.glob("kv_cache-*.log"))) == 1
+    assert list(archive.glob("kv_cache-*.log")), "pruned files are archived, not deleted"
+    recs = [r for p in sorted(log_path.parent.glob("kv_cache*.log")) for r in read_records(p)]
+    assert any(r["event_type"] == "prune" for r in recs)
+    assert ForensicLogger.verify_all(log_path, hmac_secret=key)["ok"] is True
+
+
+def test_archive_dir_needs_a_limit(log_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="archive_dir"):
+        CacheTracer(log_path, archive_dir=str(log_path.parent / "a"))
+
+
+def test_retention_applies_on_close(log_path: Path) -> None:
+    with CacheTracer(log_path, max_log_bytes=4000, max_rotated=0) as t:
+        _lifecycles(t, 60)  # still queued when close() flushes them and rotates
+    assert list(log_path.parent.glob("kv_cache-*.log")) == []
+    assert ForensicLogger.verify_all(log_path)["ok"] is True
