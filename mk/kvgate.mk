@@ -14,7 +14,7 @@ test-kvgate: $(BUILD)/kvgate
 	  LOG_DIR="$(COMPAT)/plain" VERDICT_OUT="$$tmp/v1.json" $(BUILD)/kvgate verify >/dev/null 2>&1; \
 	  FORENSIC_HMAC_SECRET=secret LOG_DIR="$(COMPAT)/hmac" VERDICT_OUT="$$tmp/v2.json" $(BUILD)/kvgate verify >/dev/null 2>&1; \
 	  LOG_DIR="$(COMPAT)/rotated" VERDICT_OUT="$$tmp/v3.json" $(BUILD)/kvgate verify >/dev/null 2>&1; \
-	  rc=0; FORENSIC_HMAC_SECRET=wrong LOG_DIR="$(COMPAT)/hmac" VERDICT_OUT="" $(BUILD)/kvgate verify >/dev/null 2>&1 || rc=$$?; \
+	  rc=0; FORENSIC_HMAC_SECRET=wrong LOG_DIR="$(COMPAT)/hmac" VERDICT_OUT="$$tmp/v4.json" $(BUILD)/kvgate verify >/dev/null 2>&1 || rc=$$?; \
 	  test $$rc -eq 2 || { echo "test-kvgate: wrong key must be an integrity failure (exit 2), got $$rc"; exit 1; }; \
 	else echo "test-kvgate: $(COMPAT) absent, seed fixtures skipped"; fi; \
 	rc=0; MAX_ROTATED=abc $(BUILD)/kvgate verify --log-dir "$$tmp" >/dev/null 2>&1 || rc=$$?; \

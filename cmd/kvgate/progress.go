@@ -18,6 +18,9 @@ import (
 // second and a progress bar would only flicker.
 const progressMinBytes = 32 << 20
 
+// progressTick is how often the bar is redrawn.
+var progressTick = 200 * time.Millisecond
+
 // verifyWithProgress runs forensic.VerifyAll. When stderr is a terminal and
 // the logs are large, it draws a progress bar. The verifier has no progress
 // callback, so progress is the number of bytes this process has read
@@ -40,7 +43,7 @@ func verifyWithProgress(path string, o forensic.VerifyOptions, stderr io.Writer)
 		r, err := forensic.VerifyAll(path, o)
 		done <- res{r, err}
 	}()
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(progressTick)
 	defer tick.Stop()
 	for {
 		select {
