@@ -15,8 +15,8 @@ static kvh_CUresult kvhcu_m_fill_many(const kvh_cu *c, const unsigned long long 
   }
   return 0;
 }
-static kvh_CUresult kvh_m_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
-static kvh_CUresult kvh_m_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_m_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_m_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_m_sync(const kvh_cu *c, uintptr_t s) {
   kvh_CUevent e;
   kvh_CUresult r = c->EventCreate(&e, 0x2);
@@ -90,13 +90,13 @@ func (d *Driver) syncStream(ordinal int, stream uint64) error {
 func (d *Driver) copyIn(ordinal int, p uint64, b []byte) error {
 	return d.stage(ordinal, uint64(len(b)), func(h []byte) error {
 		copy(h, b)
-		return d.check("cuMemcpyHtoDAsync", C.kvh_m_h2d(d.cu, C.kvh_CUdeviceptr(p), unsafe.Pointer(&h[0]), C.size_t(len(b)), 0))
+		return d.check("cuMemcpyHtoDAsync", C.kvhcu_m_h2d(d.cu, C.kvh_CUdeviceptr(p), unsafe.Pointer(&h[0]), C.size_t(len(b)), 0))
 	})
 }
 
 func (d *Driver) copyOut(ordinal int, p uint64, b []byte) error {
 	return d.stage(ordinal, uint64(len(b)), func(h []byte) error {
-		if err := d.check("cuMemcpyDtoHAsync", C.kvh_m_d2h(d.cu, unsafe.Pointer(&h[0]), C.kvh_CUdeviceptr(p), C.size_t(len(b)), 0)); err != nil {
+		if err := d.check("cuMemcpyDtoHAsync", C.kvhcu_m_d2h(d.cu, unsafe.Pointer(&h[0]), C.kvh_CUdeviceptr(p), C.size_t(len(b)), 0)); err != nil {
 			return err
 		}
 		if err := d.check("sync", C.kvhcu_m_sync(d.cu, 0)); err != nil {

@@ -3,13 +3,11 @@ package cudazero
 /*
 #include "shim.h"
 
-static kvh_CUresult kvh_p_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
-static kvh_CUresult kvh_p_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
-static kvh_CUresult kvh_p_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids, unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter) {
+static kvh_CUresult kvhcu_p_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_p_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids, unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter) {
   void *params[6] = {&regions, &nregions, &ids, &nblocks, &nchunk, &counter};
   return c->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, (kvh_CUstream)s, params, NULL);
 }
-static kvh_CUresult kvh_p_erecord(const kvh_cu *c, kvh_CUevent e, uintptr_t s) { return c->EventRecord(e, (kvh_CUstream)s); }
 */
 import "C"
 
@@ -137,7 +135,7 @@ func (op *Op) enqueuePool(stream uint64, regions []PoolRegion, blocks []uint32, 
 		e[0], e[1], e[2] = r.Base, r.Stride, r.BlockBytes
 	}
 	copy(unsafe.Slice((*uint32)(unsafe.Add(s.host, idsOff)), len(blocks)), blocks)
-	if err := d.check("cuMemcpyHtoDAsync(pool table)", C.kvh_p_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
+	if err := d.check("cuMemcpyHtoDAsync(pool table)", C.kvhcu_p_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
 		return err
 	}
 	grid := uint64(cs.grid)
@@ -147,21 +145,14 @@ func (op *Op) enqueuePool(stream uint64, regions []PoolRegion, blocks []uint32, 
 	regs, ids := s.dev+C.kvh_CUdeviceptr(regOff), s.dev+C.kvh_CUdeviceptr(idsOff)
 	nr, nb := C.uint(len(regions)), C.uint(len(blocks))
 	if zero {
-		if err := d.check("cuLaunchKernel("+poolZeroKernel+")", C.kvh_p_launch(d.cu, cs.poolZeroFn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), 0)); err != nil {
+		if err := d.check("cuLaunchKernel("+poolZeroKernel+")", C.kvhcu_p_launch(d.cu, cs.poolZeroFn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), 0)); err != nil {
 			return err
 		}
 	}
 	if op.verify {
-		if err := d.check("cuLaunchKernel("+poolVerifyKernel+")", C.kvh_p_launch(d.cu, cs.poolVerifyFn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), s.dev)); err != nil {
-			return err
-		}
-		if err := d.check("cuMemcpyDtoHAsync(non-zero count)", C.kvh_p_d2h(d.cu, s.host, s.dev, 8, st)); err != nil {
+		if err := d.check("cuLaunchKernel("+poolVerifyKernel+")", C.kvhcu_p_launch(d.cu, cs.poolVerifyFn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), s.dev)); err != nil {
 			return err
 		}
 	}
-	if err := d.check("cuEventRecord", C.kvh_p_erecord(d.cu, s.event, st)); err != nil {
-		return err
-	}
-	op.s = s
-	return nil
+	return op.finishEnqueue(s, st)
 }

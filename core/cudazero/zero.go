@@ -14,10 +14,10 @@ static kvh_CUresult kvhcu_z_hfree(const kvh_cu *c, void *p) { return c->MemFreeH
 static kvh_CUresult kvhcu_z_dalloc(const kvh_cu *c, kvh_CUdeviceptr *p, size_t n) { return c->MemAlloc(p, n); }
 static kvh_CUresult kvhcu_z_dfree(const kvh_cu *c, kvh_CUdeviceptr p) { return c->MemFree(p); }
 static kvh_CUresult kvhcu_z_ecreate(const kvh_cu *c, kvh_CUevent *e) { return c->EventCreate(e, 0x2); }
-static kvh_CUresult kvh_z_d8(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD8Async(p, 0, n, (kvh_CUstream)s); }
-static kvh_CUresult kvh_z_d32(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD32Async(p, 0, n, (kvh_CUstream)s); }
-static kvh_CUresult kvh_z_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
-static kvh_CUresult kvh_z_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_z_d8(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD8Async(p, 0, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_z_d32(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD32Async(p, 0, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_z_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_z_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_z_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr table, unsigned int n, kvh_CUdeviceptr counter) { return kvhcu_launch(c, f, grid, block, (kvh_CUstream)s, table, n, counter, 1); }
 static kvh_CUresult kvhcu_z_erecord(const kvh_cu *c, kvh_CUevent e, uintptr_t s) { return c->EventRecord(e, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_z_equery(const kvh_cu *c, kvh_CUevent e) { return c->EventQuery(e); }
@@ -451,7 +451,7 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 			}
 			return nil
 		})
-		if err := d.check("cuMemcpyHtoDAsync(descriptor table)", C.kvh_z_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
+		if err := d.check("cuMemcpyHtoDAsync(descriptor table)", C.kvhcu_z_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
 			return err
 		}
 		grid = cs.grid
@@ -464,9 +464,9 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 		if p.merged == 1 {
 			r := p.first
 			if r.Ptr%4 == 0 && r.Len%4 == 0 {
-				err = d.check("cuMemsetD32Async", C.kvh_z_d32(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len/4), st))
+				err = d.check("cuMemsetD32Async", C.kvhcu_z_d32(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len/4), st))
 			} else {
-				err = d.check("cuMemsetD8Async", C.kvh_z_d8(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len), st))
+				err = d.check("cuMemsetD8Async", C.kvhcu_z_d8(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len), st))
 			}
 		} else {
 			err = d.check("cuLaunchKernel("+zeroKernel+")", C.kvhcu_z_launch(d.cu, cs.zeroFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), 0))
@@ -479,7 +479,17 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 		if err := d.check("cuLaunchKernel("+verifyKernel+")", C.kvhcu_z_launch(d.cu, cs.verifyFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), s.dev)); err != nil {
 			return err
 		}
-		if err := d.check("cuMemcpyDtoHAsync(non-zero count)", C.kvh_z_d2h(d.cu, s.host, s.dev, 8, st)); err != nil {
+	}
+	return op.finishEnqueue(s, st)
+}
+
+// finishEnqueue is the common tail of every enqueue: with verification, the
+// asynchronous copy of the non-zero count to pinned host memory, then the
+// event that Ready and Wait use. Nothing here synchronizes.
+func (op *Op) finishEnqueue(s *slot, st C.uintptr_t) error {
+	d := op.d
+	if op.verify {
+		if err := d.check("cuMemcpyDtoHAsync(non-zero count)", C.kvhcu_z_d2h(d.cu, s.host, s.dev, 8, st)); err != nil {
 			return err
 		}
 	}
