@@ -97,6 +97,7 @@ type allocArgs struct {
 	stream                 uint64
 	tenant, request, model cstr
 	framework, dtype       cstr
+	streamID               cstr
 	shape                  []int64
 	shapeNull              bool
 	shapeLen               uint64
@@ -149,6 +150,9 @@ func buildAlloc(a allocArgs) (core.AllocDesc, error) {
 		return d, err
 	}
 	if d.DType, err = idArg("desc->dtype", a.dtype, false); err != nil {
+		return d, err
+	}
+	if d.StreamID, err = idArg("desc->stream_id", a.streamID, false); err != nil {
 		return d, err
 	}
 	d.Ptr, d.NBytes = a.ptr, a.nbytes

@@ -15,7 +15,7 @@ func id(s string) cstr { return cstr{s: s} }
 
 func goodAlloc() allocArgs {
 	return allocArgs{ptr: 0x1000, nbytes: 4096, tenant: id("tenantA"), request: id("r1"), model: id("m"),
-		framework: cstr{null: true}, dtype: cstr{null: true}, shapeNull: true}
+		framework: cstr{null: true}, dtype: cstr{null: true}, streamID: cstr{null: true}, shapeNull: true}
 }
 
 func TestBuildAlloc(t *testing.T) {

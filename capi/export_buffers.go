@@ -17,7 +17,7 @@ func allocFromC(d *C.kvh_alloc_desc) allocArgs {
 		flags: uint32(d.flags), ptr: uint64(d.ptr), nbytes: uint64(d.nbytes),
 		device: int32(d.device), ordinal: int32(d.device_ordinal), stream: uint64(d.stream),
 		tenant: readID(d.tenant_id), request: readID(d.request_id), model: readID(d.model_id),
-		framework: readID(d.framework), dtype: readID(d.dtype),
+		framework: readID(d.framework), dtype: readID(d.dtype), streamID: readID(d.stream_id),
 		shapeNull: d.shape == nil, shapeLen: uint64(d.shape_len),
 		ttlSec: float64(d.ttl_sec), maxReuse: int64(d.max_reuse),
 	}

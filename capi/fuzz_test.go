@@ -61,7 +61,7 @@ func FuzzBuildAlloc(f *testing.F) {
 		shapeLen uint64, ttl float64, maxReuse int64) {
 		a := allocArgs{flags: flags, ptr: ptr, nbytes: nbytes, device: device, ordinal: ordinal,
 			tenant: cstr{s: tenant}, request: cstr{s: request}, model: cstr{s: model},
-			framework: cstr{null: true}, dtype: cstr{null: true},
+			framework: cstr{null: true}, dtype: cstr{null: true}, streamID: cstr{null: true},
 			shapeNull: shapeLen%2 == 0, shapeLen: shapeLen, ttlSec: ttl, maxReuse: maxReuse}
 		if !a.shapeNull && shapeLen <= maxShape {
 			a.shape = make([]int64, shapeLen)
@@ -146,7 +146,7 @@ func FuzzAllocateLifecycle(f *testing.F) {
 	f.Cleanup(func() { _ = tr.Close() })
 	f.Fuzz(func(t *testing.T, flags uint32, nbytes uint64, tenant, request, model string, maxReuse int64, user string) {
 		a := allocArgs{flags: flags, nbytes: nbytes % (1 << 17), tenant: cstr{s: tenant}, request: cstr{s: request},
-			model: cstr{s: model}, framework: cstr{null: true}, dtype: cstr{null: true}, shapeNull: true,
+			model: cstr{s: model}, framework: cstr{null: true}, dtype: cstr{null: true}, streamID: cstr{null: true}, shapeNull: true,
 			ttlSec: 3600, maxReuse: maxReuse}
 		d, err := buildAlloc(a)
 		if err != nil {

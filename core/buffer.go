@@ -21,6 +21,7 @@ type AllocDesc struct {
 	Model       string // required
 	Framework   string // optional
 	DType       string // optional; "" = "uint8"
+	StreamID    string // optional label, recorded as the seed's "stream_id"
 	Shape       []int64
 	HasTTL      bool
 	TTLSec      float64
@@ -82,6 +83,9 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 		return 0, err
 	}
 	if err := validateOptID("dtype", d.DType); err != nil {
+		return 0, err
+	}
+	if err := validateOptID("stream_id", d.StreamID); err != nil {
 		return 0, err
 	}
 	if len(d.Shape) > maxShapeLen {
@@ -150,7 +154,7 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 	s.tenantV = t.intern(d.Tenant)
 	s.requestV = d.Request
 	s.modelV = t.intern(d.Model)
-	s.streamID = ""
+	s.streamID = d.StreamID
 	s.ext = nil
 	ttl := any(nil)
 	if d.HasTTL || t.cfg.HasDefaultTTL {
@@ -197,7 +201,7 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 		forensic.Field{Key: "dtype", Value: dtype},
 		forensic.Field{Key: "ptr", Value: s.ptr},
 		forensic.Field{Key: "nbytes", Value: s.nbytes},
-		forensic.Field{Key: "stream_id", Value: nil},
+		forensic.Field{Key: "stream_id", Value: optString(d.StreamID)},
 		forensic.Field{Key: "pinned", Value: d.Pinned},
 		forensic.Field{Key: "ttl_sec", Value: ttl},
 		forensic.Field{Key: "max_reuse", Value: s.maxReuse},

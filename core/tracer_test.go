@@ -70,6 +70,12 @@ func TestLifecycleRecords(t *testing.T) {
 	require.Equal(t, []any{64.0, 32.0}, a["shape"])
 	require.Equal(t, "stream-1", rs[1]["stream_id"])
 	require.Equal(t, "stream-1", rs[3]["stream_id"])
+	// a stream label given at allocation is recorded there, as the seed does
+	d.StreamID = "stream-0"
+	h2, err := tr.Allocate(d)
+	require.NoError(t, err)
+	rs2 := forHandle(readLog(t, tr, path), h2)
+	require.Equal(t, "stream-0", rs2[0]["stream_id"])
 	end := rs[4]
 	require.Equal(t, 100.0, end["coverage_pct"])
 	require.Contains(t, end, "duration_ms")
@@ -367,6 +373,7 @@ func TestBadInputs(t *testing.T) {
 		{"negative shape", func(d *AllocDesc) { d.Shape = []int64{-1} }, StatusInvalidArg},
 		{"nan ttl", func(d *AllocDesc) { d.HasTTL, d.TTLSec = true, nan() }, StatusInvalidArg},
 		{"cuda ptr 0", func(d *AllocDesc) { d.Device, d.Ptr = DeviceCUDA, 0 }, StatusInvalidArg},
+		{"quote in stream_id", func(d *AllocDesc) { d.StreamID = `s"1` }, StatusInvalidID},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := desc(mem)

@@ -259,6 +259,7 @@ typedef struct kvh_alloc_desc {
   size_t shape_len;
   double ttl_sec;         /* with KVH_ALLOC_HAS_TTL; <= 0 violates on first use */
   int64_t max_reuse;      /* with KVH_ALLOC_HAS_MAX_REUSE; <0 unlimited */
+  const char *stream_id;  /* optional label recorded as the seed's "stream_id"; NULL = null */
 } kvh_alloc_desc;
 
 /* Tag a region (or allocate library-owned memory) and log "allocate".

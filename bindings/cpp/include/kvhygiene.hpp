@@ -641,6 +641,8 @@ class Alloc {
   Alloc &request(std::string s) { request_ = std::move(s); return *this; }
   Alloc &model(std::string s) { model_ = std::move(s); return *this; }
   Alloc &framework(std::string s) { framework_ = std::move(s); return *this; }
+  /// Stream label recorded in the allocate record (the seed's "stream_id").
+  Alloc &stream_id(std::string s) { stream_id_ = std::move(s); return *this; }
   Alloc &dtype(std::string s) { dtype_ = std::move(s); return *this; }
   Alloc &shape(std::vector<int64_t> s) { shape_ = std::move(s); return *this; }
   Alloc &ttl(double seconds) { ttl_ = seconds; return *this; }
@@ -665,6 +667,7 @@ class Alloc {
     d.request_id = request_.c_str();
     d.model_id = model_.c_str();
     d.framework = framework_ ? framework_->c_str() : nullptr;
+    d.stream_id = stream_id_ ? stream_id_->c_str() : nullptr;
     d.dtype = dtype_ ? dtype_->c_str() : nullptr;
     d.shape = shape_.empty() ? nullptr : shape_.data();
     d.shape_len = shape_.size();
@@ -678,7 +681,7 @@ class Alloc {
   Device device_ = Device::cpu;
   int32_t ordinal_ = 0;
   std::string tenant_, request_, model_;
-  std::optional<std::string> framework_, dtype_;
+  std::optional<std::string> framework_, dtype_, stream_id_;
   std::vector<int64_t> shape_;
   std::optional<double> ttl_;
   std::optional<int64_t> max_reuse_;

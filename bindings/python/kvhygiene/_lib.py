@@ -138,6 +138,7 @@ class kvh_alloc_desc(ctypes.Structure):
         ("shape_len", ctypes.c_size_t),
         ("ttl_sec", ctypes.c_double),
         ("max_reuse", ctypes.c_int64),
+        ("stream_id", ctypes.c_char_p),
     ]
 
     def __init__(self, *args: Any, **kw: Any) -> None:

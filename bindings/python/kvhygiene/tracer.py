@@ -121,7 +121,7 @@ class _ThreadState:
         self.cov = ctypes.c_double()
         self.pcov = ctypes.byref(self.cov)
         # last tenant, request, model, framework, dtype, shape objects set in desc
-        self.last: List[Any] = [None, None, None, None, None, None]
+        self.last: List[Any] = [None, None, None, None, None, None, None]
 
 
 class Buffer:
@@ -388,9 +388,8 @@ class CacheTracer:
         nbytes = nelems * itemsize
         h = self._allocate(
             t, 0, nbytes, dev, ordinal, 0, tenant_id, request_id, model_id,
-            framework, dtype_name, dims, pinned, ttl_sec, max_reuse,
+            framework, dtype_name, dims, pinned, ttl_sec, max_reuse, stream_id,
         )
-        # stream_id: kvh_alloc_desc has no field for it (recorded at bind()).
         self._entries[h] = _Entry(None, dims, dtype_name, None)
         return str(h)
 
@@ -415,7 +414,7 @@ class CacheTracer:
         h = self._allocate(
             t, r.ptr if r.nbytes else 0, r.nbytes, r.device, r.ordinal, r.stream,
             tenant_id, request_id, model_id, framework or r.framework, r.dtype, r.shape,
-            pinned, ttl_sec, max_reuse,
+            pinned, ttl_sec, max_reuse, stream_id,
         )
         self._entries[h] = _Entry(obj, r.shape, r.dtype, None)
         return str(h)
@@ -437,6 +436,7 @@ class CacheTracer:
         pinned: bool,
         ttl_sec: Optional[float],
         max_reuse: Optional[int],
+        stream_id: Optional[str] = None,
     ) -> int:
         ts = self._ts()
         d = ts.desc
@@ -476,6 +476,9 @@ class CacheTracer:
                 d.shape = None
             d.shape_len = n
             last[5] = shape
+        if stream_id is not last[6]:
+            d.stream_id = _b(stream_id, "stream_id")
+            last[6] = stream_id
         flags = 0
         if ttl_sec is not None:
             flags |= L.KVH_ALLOC_HAS_TTL

@@ -65,6 +65,7 @@ def test_happy_path_logs_the_lifecycle(tracer: CacheTracer, log_path: Path) -> N
     alloc_rec = records_for(log_path, h)[0]
     assert alloc_rec["tenant_id"] == "t1" and alloc_rec["nbytes"] == 4096
     assert alloc_rec["shape"] == [4, 256] and alloc_rec["dtype"] == "float32"
+    assert alloc_rec["stream_id"] == "s0", "the seed records allocate(stream_id=)"
     bind_rec = records_for(log_path, h)[1]
     assert bind_rec["stream_id"] == "stream-1"
     end = records_for(log_path, h)[4]
