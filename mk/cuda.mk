@@ -14,6 +14,7 @@ $(FAKECUDA_LIB): tests/fakecuda/fakecuda.c
 
 .PHONY: test-cuda gpu-test-binary
 test-cuda: $(LIB) $(FAKECUDA_LIB)
+	$(PYTHON) tests/gpu/check_layout.py $(CURDIR)/include
 	KVH_LIB=$(LIB) KVH_LIBCUDA=$(FAKECUDA_LIB) KVH_GPU_REQUIRE=test_ctypes_sanitize_and_pool \
 	  $(PYTHON) tests/gpu/runner.py
 

@@ -36,7 +36,9 @@ class Config(ctypes.Structure):
                 ("fsync_policy", c_i32), ("fsync_interval_ms", c_u32),
                 ("checkpoint_dir", c_char_p), ("checkpoint_key_path", c_char_p),
                 ("checkpoint_every_records", c_u32), ("checkpoint_every_ms", c_u32),
-                ("metrics_tenant_labels", c_i32)]
+                ("metrics_tenant_labels", c_i32), ("retention", c_i32),
+                ("retention_days", ctypes.c_double), ("max_rotated", c_i32),
+                ("archive_dir", c_char_p)]
 
 
 class AllocDesc(ctypes.Structure):
@@ -45,7 +47,7 @@ class AllocDesc(ctypes.Structure):
                 ("tenant_id", c_char_p), ("request_id", c_char_p), ("model_id", c_char_p),
                 ("framework", c_char_p), ("dtype", c_char_p),
                 ("shape", ctypes.POINTER(c_i64)), ("shape_len", c_size),
-                ("ttl_sec", ctypes.c_double), ("max_reuse", c_i64)]
+                ("ttl_sec", ctypes.c_double), ("max_reuse", c_i64), ("stream_id", c_char_p)]
 
 
 class SanitizeOpts(ctypes.Structure):
