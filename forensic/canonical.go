@@ -70,65 +70,22 @@ func appendCanonical(b []byte, v any) ([]byte, error) {
 	case json.Number:
 		return appendNumber(b, x)
 	case []int64:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, e, 10)
-		}
-		return append(b, ']'), nil
+		return appendList(b, x, func(b []byte, e int64) ([]byte, error) { return strconv.AppendInt(b, e, 10), nil })
 	case []int:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, int64(e), 10)
-		}
-		return append(b, ']'), nil
+		return appendList(b, x, func(b []byte, e int) ([]byte, error) { return strconv.AppendInt(b, int64(e), 10), nil })
 	case []uint32:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendUint(b, uint64(e), 10)
-		}
-		return append(b, ']'), nil
+		return appendList(b, x, func(b []byte, e uint32) ([]byte, error) { return strconv.AppendUint(b, uint64(e), 10), nil })
 	case []float64:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendPyFloat(b, e)
-		}
-		return append(b, ']'), nil
+		return appendList(b, x, func(b []byte, e float64) ([]byte, error) { return appendPyFloat(b, e), nil })
 	case []string:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
+		return appendList(b, x, func(b []byte, e string) ([]byte, error) {
 			if !utf8.ValidString(e) {
 				return b, fmt.Errorf("%w: string is not valid UTF-8", ErrUnsupported)
 			}
-			b = appendPyString(b, e)
-		}
-		return append(b, ']'), nil
+			return appendPyString(b, e), nil
+		})
 	case []any:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendCanonical(b, e); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
+		return appendList(b, x, appendCanonical)
 	case map[string]any:
 		keys := make([]string, 0, len(x))
 		for k := range x {
@@ -284,6 +241,22 @@ const hexLower = "0123456789abcdef"
 // appendPyString quotes s like Python's json encoder with ensure_ascii=False:
 // only '"', '\\' and C0 controls are escaped; \b \f \n \r \t use short forms,
 // the rest \u00xx with lowercase hex. s must be valid UTF-8.
+// appendList writes a JSON list, encoding each element with enc. Typed
+// element encoders keep the common slice types free of boxing.
+func appendList[T any](b []byte, xs []T, enc func([]byte, T) ([]byte, error)) ([]byte, error) {
+	b = append(b, '[')
+	for i, e := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = enc(b, e); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
+}
+
 func appendPyString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
