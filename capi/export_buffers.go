@@ -57,8 +57,10 @@ func kvhgo_allocate(tracer C.uint64_t, desc *C.kvh_alloc_desc, out *C.uint64_t) 
 	return statusC(stOK)
 }
 
-// tenantCall is the shape of Bind/MarkInUse/MarkReuse after translation.
-func tenantOp(fn string, tracer, handle C.uint64_t, tenant *C.char, op func(*core.Tracer, core.Handle, string) error) C.kvh_status {
+// idOp translates (tracer, handle, identifier) and runs op: the tenant_id
+// of Bind/MarkInUse/MarkReuse (optional) and the reason of
+// Quarantine/ReleaseQuarantine (required).
+func idOp(fn, what string, required bool, tracer, handle C.uint64_t, id *C.char, op func(*core.Tracer, core.Handle, string) error) C.kvh_status {
 	t, err := tracerOf(tracer)
 	if err != nil {
 		return ret(fn, err)
@@ -66,11 +68,11 @@ func tenantOp(fn string, tracer, handle C.uint64_t, tenant *C.char, op func(*cor
 	if err := handleArg("handle", uint64(handle)); err != nil {
 		return ret(fn, err)
 	}
-	ten, err := idArg("tenant_id", readID(tenant), false)
+	v, err := idArg(what, readID(id), required)
 	if err != nil {
 		return ret(fn, err)
 	}
-	return ret(fn, op(t, core.Handle(handle), ten))
+	return ret(fn, op(t, core.Handle(handle), v))
 }
 
 //export kvhgo_bind
@@ -84,7 +86,7 @@ func kvhgo_bind(tracer, handle C.uint64_t, tenant, stream *C.char) (st C.kvh_sta
 		}
 		return ret(fn, err)
 	}
-	return tenantOp(fn, tracer, handle, tenant, func(t *core.Tracer, h core.Handle, ten string) error {
+	return idOp(fn, "tenant_id", false, tracer, handle, tenant, func(t *core.Tracer, h core.Handle, ten string) error {
 		return t.Bind(h, ten, sid)
 	})
 }
@@ -93,14 +95,14 @@ func kvhgo_bind(tracer, handle C.uint64_t, tenant, stream *C.char) (st C.kvh_sta
 func kvhgo_mark_in_use(tracer, handle C.uint64_t, tenant *C.char) (st C.kvh_status) {
 	const fn = "kvh_mark_in_use"
 	defer recoverPanic(fn, &st, faultsPanic())
-	return tenantOp(fn, tracer, handle, tenant, (*core.Tracer).MarkInUse)
+	return idOp(fn, "tenant_id", false, tracer, handle, tenant, (*core.Tracer).MarkInUse)
 }
 
 //export kvhgo_mark_reuse
 func kvhgo_mark_reuse(tracer, handle C.uint64_t, tenant *C.char) (st C.kvh_status) {
 	const fn = "kvh_mark_reuse"
 	defer recoverPanic(fn, &st, faultsPanic())
-	return tenantOp(fn, tracer, handle, tenant, (*core.Tracer).MarkReuse)
+	return idOp(fn, "tenant_id", false, tracer, handle, tenant, (*core.Tracer).MarkReuse)
 }
 
 // sanitizeOptsFromC reads kvh_sanitize_opts; NULL gives the defaults.
@@ -201,34 +203,18 @@ func kvhgo_attest_coverage(tracer, handle C.uint64_t, out *C.double) (st C.kvh_s
 	return coverageOp(fn, tracer, handle, out, true, (*core.Tracer).AttestCoverage)
 }
 
-// reasonOp runs Quarantine / ReleaseQuarantine.
-func reasonOp(fn string, tracer, handle C.uint64_t, reason *C.char, op func(*core.Tracer, core.Handle, string) error) C.kvh_status {
-	t, err := tracerOf(tracer)
-	if err != nil {
-		return ret(fn, err)
-	}
-	if err := handleArg("handle", uint64(handle)); err != nil {
-		return ret(fn, err)
-	}
-	r, err := idArg("reason", readID(reason), true)
-	if err != nil {
-		return ret(fn, err)
-	}
-	return ret(fn, op(t, core.Handle(handle), r))
-}
-
 //export kvhgo_quarantine
 func kvhgo_quarantine(tracer, handle C.uint64_t, reason *C.char) (st C.kvh_status) {
 	const fn = "kvh_quarantine"
 	defer recoverPanic(fn, &st, faultsPanic())
-	return reasonOp(fn, tracer, handle, reason, (*core.Tracer).Quarantine)
+	return idOp(fn, "reason", true, tracer, handle, reason, (*core.Tracer).Quarantine)
 }
 
 //export kvhgo_release_quarantine
 func kvhgo_release_quarantine(tracer, handle C.uint64_t, reason *C.char) (st C.kvh_status) {
 	const fn = "kvh_release_quarantine"
 	defer recoverPanic(fn, &st, faultsPanic())
-	return reasonOp(fn, tracer, handle, reason, (*core.Tracer).ReleaseQuarantine)
+	return idOp(fn, "reason", true, tracer, handle, reason, (*core.Tracer).ReleaseQuarantine)
 }
 
 //export kvhgo_free
