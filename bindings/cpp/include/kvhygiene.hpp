@@ -860,38 +860,12 @@ inline LogVerification log_verify(const std::string &path, const LogVerifyOption
 
 class Tracer;
 
-// ---------------------------------------------------------------------------
-// Buffer
-// ---------------------------------------------------------------------------
+namespace detail {
 
-/// Move-only owner of one tagged region. The destructor sanitizes (full
-/// verification) and frees; on failure the buffer is quarantined and a Failure
-/// is reported. Never throws from the destructor.
-class Buffer {
+/// What Buffer and Pool share: the handle, the tracer state it belongs to, and
+/// why the owner is empty when it is. Each owner keeps its own dispose().
+class HandleOwner {
  public:
-  Buffer() noexcept = default;
-  Buffer(const Buffer &) = delete;
-  Buffer &operator=(const Buffer &) = delete;
-  Buffer(Buffer &&o) noexcept : st_(std::move(o.st_)), h_(o.h_), why_(o.why_), freed_(o.freed_) {
-    o.h_ = 0;
-    o.why_ = "moved-from";
-    o.freed_ = false;
-  }
-  Buffer &operator=(Buffer &&o) noexcept {
-    if (this != &o) {
-      dispose();
-      st_ = std::move(o.st_);
-      h_ = o.h_;
-      why_ = o.why_;
-      freed_ = o.freed_;
-      o.h_ = 0;
-      o.why_ = "moved-from";
-      o.freed_ = false;
-    }
-    return *this;
-  }
-  ~Buffer() { dispose(); }
-
   /// True while this object owns a live handle.
   explicit operator bool() const noexcept { return h_ != 0; }
   uint64_t handle() const noexcept { return h_; }
@@ -911,6 +885,52 @@ class Buffer {
     st_.reset();
     return h;
   }
+
+ protected:
+  HandleOwner() noexcept = default;
+  HandleOwner(StatePtr st, uint64_t h) noexcept : st_(std::move(st)), h_(h) {}
+  // Takes o's handle and state; o becomes an empty "moved-from" owner.
+  void take(HandleOwner &o) noexcept {
+    st_ = std::move(o.st_);
+    h_ = o.h_;
+    why_ = o.why_;
+    o.h_ = 0;
+    o.why_ = "moved-from";
+  }
+
+  StatePtr st_;
+  uint64_t h_ = 0;
+  const char *why_ = "empty (default-constructed)";
+};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+// Buffer
+// ---------------------------------------------------------------------------
+
+/// Move-only owner of one tagged region. The destructor sanitizes (full
+/// verification) and frees; on failure the buffer is quarantined and a Failure
+/// is reported. Never throws from the destructor.
+class Buffer : public detail::HandleOwner {
+ public:
+  Buffer() noexcept = default;
+  Buffer(const Buffer &) = delete;
+  Buffer &operator=(const Buffer &) = delete;
+  Buffer(Buffer &&o) noexcept : freed_(o.freed_) {
+    take(o);
+    o.freed_ = false;
+  }
+  Buffer &operator=(Buffer &&o) noexcept {
+    if (this != &o) {
+      dispose();
+      take(o);
+      freed_ = o.freed_;
+      o.freed_ = false;
+    }
+    return *this;
+  }
+  ~Buffer() { dispose(); }
 
   [[nodiscard]] Status try_bind(zstring tenant = {}, zstring stream_id = {}) {
     return call("kvh::Buffer::bind", [&](kvh_tracer *t) { return kvh_bind(t, h_, tenant.c_str(), stream_id.c_str()); });
@@ -1008,7 +1028,7 @@ class Buffer {
 
  private:
   friend class Tracer;
-  Buffer(detail::StatePtr st, uint64_t h) noexcept : st_(std::move(st)), h_(h) {}
+  Buffer(detail::StatePtr st, uint64_t h) noexcept : HandleOwner(std::move(st), h) {}
 
   template <class F>
   Status call(const char *what, F &&f) {
@@ -1067,9 +1087,6 @@ class Buffer {
 #endif
   }
 
-  detail::StatePtr st_;
-  uint64_t h_ = 0;
-  const char *why_ = "empty (default-constructed)";
   bool freed_ = false;
 };
 
@@ -1080,41 +1097,20 @@ class Buffer {
 /// Move-only owner of a registered paged KV layout. The destructor unregisters
 /// with force (blocks still assigned are zeroized); failures are reported.
 /// The memory the pool describes must outlive the Pool.
-class Pool {
+class Pool : public detail::HandleOwner {
  public:
   Pool() noexcept = default;
   Pool(const Pool &) = delete;
   Pool &operator=(const Pool &) = delete;
-  Pool(Pool &&o) noexcept : st_(std::move(o.st_)), h_(o.h_), why_(o.why_) { o.h_ = 0; o.why_ = "moved-from"; }
+  Pool(Pool &&o) noexcept { take(o); }
   Pool &operator=(Pool &&o) noexcept {
     if (this != &o) {
       dispose();
-      st_ = std::move(o.st_);
-      h_ = o.h_;
-      why_ = o.why_;
-      o.h_ = 0;
-      o.why_ = "moved-from";
+      take(o);
     }
     return *this;
   }
   ~Pool() { dispose(); }
-
-  explicit operator bool() const noexcept { return h_ != 0; }
-  uint64_t handle() const noexcept { return h_; }
-  /// The raw pool handle (escape hatch; still owned by this object).
-  uint64_t capi() const noexcept { return h_; }
-  kvh_tracer *tracer_capi() const noexcept {
-    if (!st_) return nullptr;
-    std::shared_lock<std::shared_mutex> lk(st_->mu);
-    return st_->tr;
-  }
-  [[nodiscard]] uint64_t release() noexcept {
-    const uint64_t h = h_;
-    h_ = 0;
-    why_ = "released";
-    st_.reset();
-    return h;
-  }
 
   /// Assign blocks to tenant/request (all-or-nothing). A block last owned by
   /// another tenant and not sanitized since is KVH_E_ISOLATION (quarantined).
@@ -1160,7 +1156,7 @@ class Pool {
 
  private:
   friend class Tracer;
-  Pool(detail::StatePtr st, uint64_t h) noexcept : st_(std::move(st)), h_(h) {}
+  Pool(detail::StatePtr st, uint64_t h) noexcept : HandleOwner(std::move(st), h) {}
 
   template <class F>
   Status call(const char *what, F &&f) {
@@ -1186,9 +1182,6 @@ class Pool {
 #endif
   }
 
-  detail::StatePtr st_;
-  uint64_t h_ = 0;
-  const char *why_ = "empty (default-constructed)";
 };
 
 // ---------------------------------------------------------------------------
