@@ -2,14 +2,11 @@ package core
 
 import (
 	"math/bits"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"sync"
-	"unsafe"
 
-	"github.com/kvhygiene/kvhygiene/core/cpuzero"
 	"github.com/kvhygiene/kvhygiene/core/cudazero"
 	"github.com/kvhygiene/kvhygiene/forensic"
 )
@@ -441,7 +438,6 @@ func (t *Tracer) PoolRelease(ph PoolHandle, ids []uint32, async bool) (float64, 
 
 func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool) (float64, error) {
 	start := t.now()
-	nr := len(p.regions)
 	if p.device == DeviceCUDA {
 		// One pool-shaped launch: the region table and the block ids go to
 		// the device, not one range per (block, region).
@@ -459,73 +455,7 @@ func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool) (float64, erro
 		}
 		return t.finishPoolCUDA(p, pd)
 	}
-	// CPU: build the range list, zeroize in one pass (parallel when large),
-	// then verify.
-	bufs := make([][]byte, 0, len(ids)*nr)
-	var total uint64
-	for _, b := range ids {
-		for _, r := range p.regions {
-			bufs = append(bufs, unsafe.Slice((*byte)(cpuzero.Ptr(uintptr(r.Base+uint64(b)*r.Stride))), r.BlockBytes))
-			total += r.BlockBytes
-		}
-	}
-	nz := make([]uint64, len(bufs))
-	nonce := t.sanSeq.Add(1)
-	parallelRanges(bufs, total, func(i int, b []byte) {
-		cpuzero.Zero(b)
-		if testHookAfterZero != nil {
-			testHookAfterZero(b)
-		}
-		switch p.verify {
-		case VerifyFull:
-			nz[i] = cpuzero.NonZeroBytes(b)
-		case VerifySampled:
-			if _, bad := cpuzero.SampleVerify(b, p.samples, t.key[:], sampleHandle(Handle(p.h), nonce)^uint64(i)); bad != 0 {
-				nz[i] = cpuzero.NonZeroBytes(b)
-			}
-		}
-	})
-	var bad []uint32
-	var nonzero uint64
-	for k, b := range ids {
-		var s uint64
-		for _, x := range nz[k*nr : (k+1)*nr] {
-			s += x
-		}
-		if s != 0 {
-			bad = append(bad, b)
-			nonzero += s
-		}
-	}
-	return t.completeRelease(p, ids, bad, total, nonzero, p.verify, t.now()-start)
-}
-
-// parallelRanges runs fn over every range, split across goroutines when the
-// total is large.
-func parallelRanges(bufs [][]byte, total uint64, fn func(int, []byte)) {
-	workers := min(runtime.GOMAXPROCS(0), 8, len(bufs))
-	if total < parallelBytes || workers < 2 {
-		for i, b := range bufs {
-			fn(i, b)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	per := (len(bufs) + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*per, min((w+1)*per, len(bufs))
-		if lo >= hi {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				fn(i, bufs[i])
-			}
-		}()
-	}
-	wg.Wait()
+	return t.releaseCPU(p, ids, start)
 }
 
 // completeRelease updates block states, metrics and logs pool_release (p

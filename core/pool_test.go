@@ -1,6 +1,8 @@
 package core
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -191,4 +193,82 @@ func TestPoolReleaseParallel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 100.0, cov)
 	require.True(t, allZero(mem))
+}
+
+// Every verify mode zeroes exactly the released blocks of every region,
+// whether the blocks of a region are adjacent (merged into spans when not
+// fully read back) or interleaved with memory that is not the pool's.
+func TestPoolReleaseLayouts(t *testing.T) {
+	const nb, bb = 16, 4096 + 64
+	release := []uint32{9, 1, 2, 3, 15, 7, 8}
+	for _, mode := range []VerifyMode{VerifyFull, VerifySampled, VerifyNone} {
+		for _, stride := range []uint64{bb, 2*bb + 8} {
+			t.Run(fmt.Sprintf("%s/stride%d", mode, stride), func(t *testing.T) {
+				tr, _ := newTracer(t, nil)
+				const nr = 3
+				mem := region(t, nr*nb*int(stride), 0x5c)
+				regs := make([]PoolRegion, nr)
+				for r := range regs {
+					regs[r] = PoolRegion{Base: addr(mem[r*nb*int(stride):]), BlockBytes: bb, Stride: stride}
+				}
+				p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Regions: regs, Model: "m", Verify: mode})
+				require.NoError(t, err)
+				all := make([]uint32, nb)
+				for i := range all {
+					all[i] = uint32(i)
+				}
+				require.NoError(t, tr.PoolAssign(p, all, "a", "r"))
+				cov, err := tr.PoolRelease(p, release, false)
+				require.NoError(t, err)
+				if mode == VerifyNone {
+					require.Equal(t, 0.0, cov)
+				} else {
+					require.Equal(t, 100.0, cov)
+				}
+				released := map[int]bool{}
+				for _, b := range release {
+					released[int(b)] = true
+				}
+				for r := 0; r < nr; r++ {
+					for b := 0; b < nb; b++ {
+						off := r*nb*int(stride) + b*int(stride)
+						blk := mem[off : off+bb]
+						if released[b] {
+							require.True(t, allZero(blk), "region %d block %d not zeroed", r, b)
+						} else {
+							require.Equal(t, -1, slices.IndexFunc(blk, func(c byte) bool { return c != 0x5c }), "region %d block %d touched", r, b)
+						}
+						gap := mem[off+bb : off+int(stride)]
+						require.Equal(t, -1, slices.IndexFunc(gap, func(c byte) bool { return c != 0x5c }), "gap after region %d block %d touched", r, b)
+					}
+				}
+			})
+		}
+	}
+}
+
+// Sampled verification of a release catches a range left dirty and
+// quarantines exactly its block.
+func TestPoolReleaseSampledFailure(t *testing.T) {
+	tr, _ := newTracer(t, nil)
+	const nb, bb = 8, 32 << 10
+	mem := region(t, 2*nb*bb, 7)
+	p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Model: "m", Verify: VerifySampled,
+		Regions: []PoolRegion{{addr(mem), bb, bb}, {addr(mem[nb*bb:]), bb, bb}}})
+	require.NoError(t, err)
+	require.NoError(t, tr.PoolAssign(p, []uint32{2, 3, 4}, "a", "r"))
+	target := addr(mem[nb*bb+3*bb:]) // block 3 of the second region
+	testHookAfterZero = func(b []byte) {
+		if addr(b) == target {
+			for i := range b {
+				b[i] = 1 // any sample sees it
+			}
+		}
+	}
+	cov, err := tr.PoolRelease(p, []uint32{2, 3, 4}, false)
+	testHookAfterZero = nil
+	requireStatus(t, StatusVerify, err)
+	require.Less(t, cov, 100.0)
+	require.NoError(t, tr.PoolAssign(p, []uint32{2, 4}, "b", "r2"))
+	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{3}, "b", "r2"))
 }

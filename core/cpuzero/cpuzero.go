@@ -174,6 +174,26 @@ func Zero(b []byte) {
 	zeroWith(active, b)
 }
 
+// ZeroStream overwrites b with zeros using non-temporal stores (followed by SFENCE) from
+// 512 bytes on, whatever the non-temporal threshold: for memory that is not read back soon,
+// such as a pool region verified by sampling, where regular stores would first read every
+// cache line of the old contents from memory (read-for-ownership). Ranges at or above the
+// parallel threshold are split across goroutines like Zero.
+func ZeroStream(b []byte) {
+	n := len(b)
+	if n < ntMinBytes {
+		active.zero(b)
+		return
+	}
+	if int64(n) >= parallelThreshold.Load() {
+		if parts := split(b); len(parts) > 1 {
+			parallel(parts, func(p []byte, _ *atomic.Bool) bool { zeroChunks(active.zeroNT, p); return false })
+			return
+		}
+	}
+	zeroChunks(active.zeroNT, b)
+}
+
 // ZeroWith zeroes b with the named kernel; it fails if the kernel is unknown or not usable
 // on this CPU. Meant for tests and benchmarks.
 func ZeroWith(kernelName string, b []byte) error {

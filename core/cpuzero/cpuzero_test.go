@@ -343,3 +343,24 @@ func FuzzZero(f *testing.F) {
 		}
 	})
 }
+
+// ZeroStream streams every length (through the parallel split too) and stays inside
+// the range.
+func TestZeroStream(t *testing.T) {
+	t.Cleanup(func() { SetThresholds(0, 0) })
+	n := 3*chunkBytes + 12345
+	c := newCanaryBuf(guard + 64 + n + guard)
+	for _, par := range []int{1 << 30, 1 << 20} {
+		SetThresholds(1<<30, par) // the NT threshold plays no part in ZeroStream
+		for _, l := range []int{0, 1, 511, 512, 513, 4097, 65537, n} {
+			for _, off := range []int{0, 9, 63} {
+				lo, hi := guard+off, guard+off+l
+				c.reset(hi + guard)
+				ZeroStream(c.buf[lo:hi:hi])
+				if !c.check(t, "ZeroStream", lo, hi, hi+guard) {
+					t.Fatalf("ZeroStream parallel threshold %d length %d offset %d", par, l, off)
+				}
+			}
+		}
+	}
+}

@@ -11,6 +11,8 @@
 //     least ParallelThreshold bytes are split across runtime.GOMAXPROCS(0) goroutines on
 //     4 KiB boundaries. Assembly runs in pieces of at most 1 MiB so that the goroutine
 //     stays preemptible (assembly is not asynchronously preemptible).
+//   - ZeroStream: non-temporal zeroization from 512 bytes on, for ranges that are verified by
+//     sampling and so need not stay in cache: no read-for-ownership of the old contents.
 //   - IsZero / NonZeroBytes: a full read-back OR-reduce in the same instruction sets.
 //   - SampleVerify / SamplePositions: sampled verification at positions that cannot be
 //     predicted without the per-tracer secret key, but that an auditor who is given the
@@ -45,6 +47,16 @@
 //
 // SampleVerify reads the whole buffer instead (checked == size) once n >= W/8, where
 // sampling would touch almost every cache line anyway.
+//
+// # Sampled verification of many ranges (pool releases)
+//
+// A RangeSampler verifies the ranges of one pool release (the range index is assigned by
+// the caller; the tracer numbers the (region, block) pairs of a release region by region)
+// from one keystream: seed = HMAC-SHA256(key, "kvhygiene/cpuzero/sample-ranges/v1" || 0x00 ||
+// LE64(handle)); the stream is AES-256-CTR keyed with seed, a zero IV and a 128-bit
+// big-endian counter; with n samples per range, range index reads its n draws (8 bytes
+// each, little-endian) from the stream bytes [8n*index, 8n*(index+1)). The shuffle, the word
+// view and the full-read rule are those of SampleVerify above.
 //
 // Without the key the positions are unpredictable (HMAC-SHA256 and AES are PRFs); with it
 // they are reproducible bit for bit (SamplePositions).

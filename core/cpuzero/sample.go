@@ -45,18 +45,9 @@ func samplePositions(size uint64, n int, key []byte, handle uint64, f func(off u
 		return
 	}
 	stream := sampleStream(key, handle, size)
-	// Sparse Fisher-Yates over the identity permutation of 0..words-1: swapped holds only
-	// the entries that differ from the identity.
-	swapped := make(map[uint64]uint64, n)
-	at := func(i uint64) uint64 {
-		if v, ok := swapped[i]; ok {
-			return v
-		}
-		return i
-	}
 	var buf [512]byte
 	avail := 0
-	for i := uint64(0); i < uint64(n); i++ {
+	fisherYates(words, uint64(n), func() uint64 {
 		if avail == 0 {
 			clear(buf[:])
 			stream.XORKeyStream(buf[:], buf[:])
@@ -64,13 +55,61 @@ func samplePositions(size uint64, n int, key []byte, handle uint64, f func(off u
 		}
 		r := binary.LittleEndian.Uint64(buf[len(buf)-avail:])
 		avail -= 8
-		hi, _ := bits.Mul64(r, words-i)
+		return r
+	}, f)
+}
+
+// fisherYates draws n distinct words of 0..words-1 (n < words) by a sparse Fisher-Yates
+// shuffle of the identity permutation: draw i takes the next 64-bit value r and swaps
+// perm[i] with perm[i + floor(r*(words-i)/2^64)], then calls f with 8*perm[i].
+func fisherYates(words, n uint64, next func() uint64, f func(off uint64)) {
+	// swapped holds only the entries that differ from the identity: a short list for the
+	// usual handful of samples, a map beyond.
+	type pair struct{ k, v uint64 }
+	var small [16]pair
+	list := small[:0]
+	var m map[uint64]uint64
+	if n > uint64(len(small)) {
+		m = make(map[uint64]uint64, n)
+	}
+	at := func(i uint64) uint64 {
+		if m != nil {
+			if v, ok := m[i]; ok {
+				return v
+			}
+			return i
+		}
+		for _, p := range list {
+			if p.k == i {
+				return p.v
+			}
+		}
+		return i
+	}
+	set := func(i, v uint64) {
+		if m != nil {
+			m[i] = v
+			return
+		}
+		for k := range list {
+			if list[k].k == i {
+				list[k].v = v
+				return
+			}
+		}
+		list = append(list, pair{i, v})
+	}
+	for i := uint64(0); i < n; i++ {
+		hi, _ := bits.Mul64(next(), words-i)
 		j := i + hi
 		vi, vj := at(i), at(j)
 		if j != i {
-			swapped[j] = vi
+			set(j, vi)
 		}
-		delete(swapped, i) // index i is never drawn again
+		// index i is never drawn again; a stale entry for it in the list is harmless
+		if m != nil {
+			delete(m, i)
+		}
 		f(vj * SampleWordBytes)
 	}
 }
@@ -110,19 +149,9 @@ func SampleVerify(b []byte, n int, key []byte, handle uint64) (checked, nonzero 
 		return len(b), int(NonZeroBytes(b))
 	}
 	samplePositions(size, n, key, handle, func(off uint64) {
-		if off+SampleWordBytes <= size {
-			checked += SampleWordBytes
-			if w := binary.LittleEndian.Uint64(b[off : off+SampleWordBytes]); w != 0 {
-				nonzero += nonZeroInWord(w)
-			}
-			return
-		}
-		for _, c := range b[off:] {
-			checked++
-			if c != 0 {
-				nonzero++
-			}
-		}
+		c, z := checkWord(b, off)
+		checked += c
+		nonzero += z
 	})
 	return checked, nonzero
 }

@@ -206,3 +206,113 @@ func TestSampleVerifyCountsBytes(t *testing.T) {
 	require.Equal(t, 21, checked)
 	require.Equal(t, 21, nonzero)
 }
+
+// refRangePositions is the package documentation's range-sampler derivation, written
+// independently of the implementation.
+func refRangePositions(size uint64, n int, key []byte, handle, index uint64) []uint64 {
+	words := (size + 7) / 8
+	if uint64(n) >= words {
+		return refPositions(size, n, key, handle) // every word: the key plays no part
+	}
+	m := hmac.New(sha256.New, key)
+	msg := append([]byte("kvhygiene/cpuzero/sample-ranges/v1"), 0)
+	msg = binary.LittleEndian.AppendUint64(msg, handle)
+	m.Write(msg)
+	blk, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		panic(err)
+	}
+	// the stream from the counter block holding byte 8n*index, block by block
+	start := new(big.Int).Mul(new(big.Int).SetUint64(8*uint64(n)), new(big.Int).SetUint64(index))
+	ctr, skip := new(big.Int).DivMod(start, big.NewInt(16), new(big.Int))
+	var all []byte
+	for len(all) < int(skip.Int64())+8*n {
+		in := make([]byte, 16)
+		ctr.FillBytes(in)
+		o := make([]byte, 16)
+		blk.Encrypt(o, in)
+		all = append(all, o...)
+		ctr.Add(ctr, big.NewInt(1))
+	}
+	stream := all[skip.Int64():]
+	perm := make([]uint64, words)
+	for i := range perm {
+		perm[i] = uint64(i)
+	}
+	var out []uint64
+	for i := 0; i < n; i++ {
+		r := new(big.Int).SetUint64(binary.LittleEndian.Uint64(stream[8*i:]))
+		r.Mul(r, new(big.Int).SetUint64(words-uint64(i)))
+		r.Rsh(r, 64)
+		j := uint64(i) + r.Uint64()
+		perm[i], perm[j] = perm[j], perm[i]
+		out = append(out, 8*perm[i])
+	}
+	return out
+}
+
+func TestRangeSamplerMatchesSpec(t *testing.T) {
+	key := []byte("tracer secret key")
+	for _, h := range []uint64{1, 1<<63 | 7} {
+		s := NewRangeSampler(key, h)
+		for _, c := range []struct {
+			size uint64
+			n    int
+		}{{1, 1}, {9, 2}, {32 << 10, 8}, {32 << 10, 40}, {4096, 511}, {12345, 17}} {
+			for _, idx := range []uint64{0, 1, 65535, 1 << 40} {
+				require.Equal(t, refRangePositions(c.size, c.n, key, h, idx), s.Positions(c.size, c.n, idx),
+					"size %d n %d handle %d index %d", c.size, c.n, h, idx)
+			}
+		}
+	}
+	// distinct ranges and releases draw different positions
+	a := NewRangeSampler(key, 1).Positions(32<<10, 8, 0)
+	require.NotEqual(t, a, NewRangeSampler(key, 1).Positions(32<<10, 8, 1))
+	require.NotEqual(t, a, NewRangeSampler(key, 2).Positions(32<<10, 8, 0))
+	require.NotEqual(t, a, NewRangeSampler([]byte("other key"), 1).Positions(32<<10, 8, 0))
+}
+
+func TestRangeSamplerVerifyMany(t *testing.T) {
+	s := NewRangeSampler([]byte("k"), 9)
+	const nr = 70 // more than one batch
+	bufs := make([][]byte, nr)
+	for i := range bufs {
+		bufs[i] = make([]byte, 32<<10+i) // some with a short last word
+	}
+	nz := make([]uint64, nr)
+	for i := range nz {
+		nz[i] = 99 // overwritten
+	}
+	s.VerifyMany(bufs, 5, 8, nz)
+	require.Equal(t, make([]uint64, nr), nz)
+	// a non-zero byte in a sampled word of range 40 (index 45), and in the short last word
+	// of range 3 when it is sampled
+	pos := s.Positions(uint64(len(bufs[40])), 8, 45)
+	bufs[40][pos[5]+3] = 0xff
+	bufs[40][pos[6]] = 0x01
+	// bytes never sampled are not seen (the ranges are not read in full)
+	for i := range bufs[41] {
+		bufs[41][i] = 7
+	}
+	for _, off := range s.Positions(uint64(len(bufs[41])), 8, 46) {
+		bufs[41][off] = 0
+		for j := off + 1; j < off+8 && j < uint64(len(bufs[41])); j++ {
+			bufs[41][j] = 0
+		}
+	}
+	s.VerifyMany(bufs, 5, 8, nz)
+	want := make([]uint64, nr)
+	want[40] = 2
+	require.Equal(t, want, nz)
+	// many samples: the full-read rule counts every non-zero byte
+	s.VerifyMany(bufs[41:42], 46, len(bufs[41])/64, nz[:1])
+	require.Equal(t, uint64(len(bufs[41])-8*len(s.Positions(uint64(len(bufs[41])), 8, 46))), nz[0])
+	// n > 16 samples takes the map-based shuffle: same positions as the reference
+	require.Equal(t, refRangePositions(32<<10, 40, []byte("k"), 9, 3), s.Positions(32<<10, 40, 3))
+	big := [][]byte{make([]byte, 32<<10), make([]byte, 32<<10)}
+	p40 := s.Positions(32<<10, 40, 4)
+	big[1][p40[39]] = 3
+	big[1][p40[39]+7] = 3
+	s.VerifyMany(big, 3, 40, nz[:2])
+	require.Equal(t, []uint64{0, 2}, nz[:2])
+}
