@@ -6,6 +6,7 @@ package main
 import "C"
 
 import (
+	"time"
 	"unsafe"
 
 	"github.com/kvhygiene/kvhygiene/forensic"
@@ -41,6 +42,24 @@ func verifyOptsFromC(o *C.kvh_verify_opts) (forensic.VerifyOptions, bool, error)
 			return v, false, argErr(stInvalidArg, "opts->public_key is longer than 4096 bytes")
 		}
 		v.PublicKey = pk.s
+	}
+	if o.fs_verify_key != nil {
+		k := readCStr(o.fs_verify_key, 4096)
+		if k.tooLong {
+			return v, false, argErr(stInvalidArg, "opts->fs_verify_key is longer than 4096 bytes")
+		}
+		if len(v.HMACKey) > 0 {
+			return v, false, argErr(stInvalidArg, "opts->fs_verify_key and opts->hmac_key are exclusive")
+		}
+		v.FSVerifyKey = k.s
+	}
+	switch {
+	case o.fs_now_unix < 0:
+		return v, false, argErr(stInvalidArg, "opts->fs_now_unix is %d; use Unix seconds, or 0 for no freshness check", int64(o.fs_now_unix))
+	case o.fs_now_unix > 0 && v.FSVerifyKey == "":
+		return v, false, argErr(stInvalidArg, "opts->fs_now_unix is set but opts->fs_verify_key is NULL")
+	case o.fs_now_unix > 0:
+		v.FSNow = time.Unix(int64(o.fs_now_unix), 0)
 	}
 	if v.CheckpointDir != "" && v.PublicKey == "" {
 		return v, false, argErr(stInvalidArg, "opts->checkpoint_dir is set but opts->public_key is NULL")

@@ -218,6 +218,9 @@ func configFromC(c *C.kvh_config) (core.Config, error) {
 	if g.ArchiveDir, err = optPathArg("config->archive_dir", readPath(c.archive_dir)); err != nil {
 		return g, err
 	}
+	if g.FSStatePath, err = optPathArg("config->fs_state_path", readPath(c.fs_state_path)); err != nil {
+		return g, err
+	}
 	return g, nil
 }
 

@@ -18,11 +18,17 @@
 
 #define KVHC_TOKEN(t) ((uint64_t)(uintptr_t)(t))
 
-kvh_status kvh_sanitize_opts_init(kvh_sanitize_opts *opts) {
+kvh_status kvh_sanitize_opts_init(kvh_sanitize_opts *opts, size_t struct_size) {
   KVHC_ENTER("kvh_sanitize_opts_init");
   if (opts == NULL) {
     kvhc_set_errorf("kvh_sanitize_opts_init: opts is NULL");
     return KVH_E_NULL_ARG;
+  }
+  if (struct_size != sizeof *opts) {
+    kvhc_set_errorf("kvh_sanitize_opts_init: struct_size is %zu; this library knows %zu "
+                    "(sizeof(kvh_sanitize_opts)); nothing written",
+                    struct_size, sizeof *opts);
+    return KVH_E_STRUCT_SIZE;
   }
   opts->struct_size = (uint32_t)sizeof *opts;
   opts->flags = 0;
@@ -32,8 +38,14 @@ kvh_status kvh_sanitize_opts_init(kvh_sanitize_opts *opts) {
   return KVH_OK;
 }
 
-kvh_status kvh_config_init(kvh_config *config) {
+kvh_status kvh_config_init(kvh_config *config, size_t struct_size) {
   KVHC_ENTER("kvh_config_init");
+  if (config != NULL && struct_size != sizeof *config) {
+    kvhc_set_errorf("kvh_config_init: struct_size is %zu; this library knows %zu "
+                    "(sizeof(kvh_config)); nothing written",
+                    struct_size, sizeof *config);
+    return KVH_E_STRUCT_SIZE;
+  }
   return kvhgo_config_init(config);
 }
 

@@ -109,6 +109,10 @@ type Config struct {
 	MaxRotated    int
 	ArchiveDir    string
 
+	// FSStatePath turns on the forward-secure MAC: the sealing-key state
+	// file written by `kvgate fs-keygen`. Exclusive with HMACKey.
+	FSStatePath string
+
 	// Registerer, when set, additionally receives every collector of the
 	// tracer (the tracer always has its own Registry). nil = own only.
 	Registerer prometheus.Registerer
@@ -234,6 +238,9 @@ func (c *Config) normalize() error {
 	}
 	if c.FsyncIntervalMS == 0 {
 		c.FsyncIntervalMS = DefaultFsyncIntervalMS
+	}
+	if c.FSStatePath != "" && len(c.HMACKey) > 0 {
+		return errorf(StatusConfig, "fs_state_path and hmac_key are exclusive (the forward-secure MAC replaces the static key; unset FORENSIC_HMAC_SECRET or hmac_key)")
 	}
 	if c.CheckpointDir != "" && c.CheckpointKeyPath == "" {
 		return errorf(StatusConfig, "checkpoint_dir %q needs checkpoint_key_path", c.CheckpointDir)

@@ -104,6 +104,7 @@ func Open(cfg Config) (*Tracer, error) {
 		CheckpointKeyPath:  cfg.CheckpointKeyPath,
 		CheckpointEvery:    int(cfg.CheckpointEveryRecords),
 		CheckpointInterval: time.Duration(cfg.CheckpointEveryMS) * time.Millisecond,
+		FSStatePath:        cfg.FSStatePath,
 		OnFsync:            t.m.observeFsync,
 	}
 	w, err := forensic.Open(opts)

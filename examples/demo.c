@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
 
   printf("kvhygiene %s\n", kvh_version());
   kvh_config cfg;
-  CHECK(kvh_config_init(&cfg));
+  CHECK(kvh_config_init(&cfg, sizeof cfg));
   cfg.log_path = log_path;
   kvh_tracer *t = NULL;
   CHECK(kvh_tracer_open(&cfg, &t));

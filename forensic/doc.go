@@ -40,7 +40,9 @@ meaning-preserving edit such as 1e-07 -> 1E-07) fails as non_canonical.
 Event types: the seed's allocate bind write reuse sanitize_start
 sanitize_end quarantine free rotate, plus isolation_violation pool_assign
 pool_release release_quarantine checkpoint prune recovery encrypt decrypt
-rotate_key. The chain does not care; callers choose.
+rotate_key, and seal (forward-secure mode). The chain does not care;
+callers choose. Callers may not set event_type, prev_hash, curr_hash, hmac,
+seq, kid or fse.
 
 # Files, rotation, locking
 
@@ -121,6 +123,88 @@ VerifyAll then accepts that the oldest remaining file's rotate record names
 a missing file exactly when a prune record declares it with the same last
 hash, and lists the declared gap in Result.Pruned.
 
+# Forward-secure MAC
+
+Optional, instead of a static HMAC key (Options.FSStatePath; Bellare–Yee
+key evolution). Time is cut into epochs: epoch e covers
+[start + e*len, start + (e+1)*len). The key of epoch 0 is 32 random bytes
+k_0 and
+
+	k_{e+1} = HMAC-SHA256(k_e, "kvhygiene fs evolve" || be64(e+1))
+
+so any later key follows from an earlier one and no earlier key from a
+later one. Every record then carries fse (its epoch, an integer) and kid
+"fs:<id>" (id = first 8 hex digits of SHA-256("kvhygiene fs id" || k_0)),
+and its hmac is HMAC-SHA256(k_fse, prev_hash + canonical): the same bytes as
+the static-key HMAC, so the hash chain and the seed's plain verification
+are unchanged.
+
+Seals. When an epoch ends the writer appends a record
+
+	{"event_type":"seal","sealed_from":e,"sealed_to":e,"fse":e,...}
+
+MACed with k_e (binding the chain head through prev_hash), even for an
+epoch with no records, makes it durable (fsync), and only then evolves the
+key. An idle writer wakes at the boundary to do so. Open seals every epoch
+that elapsed while the writer was down, before writing anything else: one
+seal record per epoch up to 1024 epochs, beyond that one range seal
+(sealed_from = fse = the first missed epoch, sealed_to = the last) MACed with
+the key of its first epoch. More than 2^26 elapsed epochs is an error from
+Open (generate a new key, start a new log). A crash between the seal's
+fsync and the state update is completed by Open: when the log's last record
+verifies with the state's key evolved forward, the state catches up. Open
+refuses a state file of another key, a state behind the log that it cannot
+reconcile that way, a state ahead of the log (seals missing: the log was
+cut), an FS state on a log whose last record is not FS, and a writer without
+FSStatePath on an FS log.
+
+State file (GenerateFSKey / kvgate fs-keygen; mode 0600, never overwritten
+on creation, symlinks refused, flocked by the writer). 112 bytes, big
+endian:
+
+	0  "KVHFSST1"   8  version (u32, 1)   12 reserved (u32, 0)
+	16 start (s64 unix seconds)           24 epoch length (s64 seconds)
+	32 key id (4 bytes)                   36 reserved (4 bytes, 0)
+	40 current epoch (u64)                48 current key k_e (32 bytes)
+	80 SHA-256 of bytes 0..79
+
+Evolving rewrites bytes 40..111 in place (one pwrite at the same offset,
+then fsync), so the previous key's bytes are overwritten in the file; the
+in-memory copies the package owns are zeroed (hash states derived from a key
+are dropped to the garbage collector: in-memory erasure in Go is best
+effort). Copy-on-write or log-structured file systems (btrfs, ZFS, f2fs),
+snapshots, backups and SSD wear levelling can keep old blocks: keep the
+state on a file system that overwrites in place and out of backups. The
+state holds k_0 until the first evolution (end of epoch 0).
+
+Verification key (returned once by GenerateFSKey, never stored by the
+writer; give it to the auditor):
+
+	kvh-fs1:<64 lowercase hex k_0>:<start unix seconds>:<epoch seconds>
+
+parsed strictly by ParseFSKey (epoch 1 s to 366 days). With
+VerifyOptions.FSVerifyKey the verifier derives k_e and checks: every record
+has an fse and an hmac valid under k_fse (fs_bad_mac); epochs never go
+backwards, no epoch lies more than one epoch after now, a record of epoch e
+never follows the seal of e, seals are well formed and not repeated
+(fs_epoch_order); every epoch from 0 (or, when the verified records do not
+start at seq 0 — pruned, one file, incremental — from the first record's
+epoch) up to the last record's epoch minus one has a seal placed before any
+later record (fs_missing_seal); VerifyAll also fails (fs_missing_seal) a
+log whose first record has seq > 0 unless it is the rotate record of a
+declared prune gap. With VerifyOptions.FSNow it also requires
+seals for every epoch that ended one epoch or more before FSNow (fs_stale):
+that is what exposes a log cut back by someone holding a later key, which
+otherwise looks like a writer that stopped. Consequences: an attacker who
+steals the state in epoch e can neither rewrite nor delete a record of an
+epoch < e, nor forge the missing seals; only records of epochs >= e and a
+tail cut (without FSNow) are in their power. A pruned prefix cannot be
+checked: its prune record is MACed in the epoch it was written, so the
+holder of a later key could forge a prune of the whole history; verify
+before pruning (kvgate verify does) and combine with signed checkpoints on
+another host, which also give non-repudiation. FS verification runs on
+one core (the parallel chunked path is used only without it).
+
 # Verification results
 
 Failures carry the file, the 0-based line (blank lines count, as in the
@@ -128,7 +212,8 @@ seed) and a reason: bad_hash, bad_hmac, missing_hmac (a key is configured
 and the record has none: the seed skips such records), seq_gap,
 rotation_link_mismatch, missing_rotate, truncated_against_checkpoint,
 checkpoint_mismatch, checkpoint_invalid, checkpoint_unverifiable,
-malformed_json (including a torn last line), non_canonical. HMACs are
+malformed_json (including a torn last line), non_canonical, and in
+forward-secure mode fs_bad_mac, fs_missing_seal, fs_epoch_order, fs_stale. HMACs are
 compared in constant time. The chain continues from each line's claimed
 curr_hash, so one edited line yields one failure at that line.
 */

@@ -54,8 +54,8 @@ func (w *Writer) workers(n int) int {
 			}
 		}
 		e := &encWorker{rng: mrand.NewChaCha8(seed)}
-		if len(w.o.HMACKey) > 0 {
-			e.mac = hmac.New(sha256.New, w.o.HMACKey)
+		if k := w.macKey(); len(k) > 0 {
+			e.mac = hmac.New(sha256.New, k)
 		}
 		w.encs = append(w.encs, e)
 	}
@@ -118,7 +118,7 @@ func (w *Writer) appendBatch(recs []pending, fields []Field) error {
 	w.parallel(0, n, k, func(e *encWorker, i int) {
 		r := &recs[i]
 		p := &pre[i]
-		p.buf, p.cutA, p.cutB = encodeCanon(p.buf[:0], &e.kvs, e.rng, w.kid, r.ev, fields[r.fi:r.fi+r.fn], time.Now().UnixNano(), nil, 0, true)
+		p.buf, p.cutA, p.cutB = encodeCanon(p.buf[:0], &e.kvs, e.rng, w.kid, w.fseValue(), r.ev, fields[r.fi:r.fi+r.fn], time.Now().UnixNano(), nil, 0, true)
 	})
 	suffix := sufPlainLen
 	if w.mac != nil {

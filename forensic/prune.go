@@ -18,12 +18,15 @@ import (
 // that; MaxRotated >= 0 keeps at most that many rotated files (0 keeps
 // none; -1 = unlimited). ArchiveDir != "" moves files there instead of
 // deleting them (never overwriting). HMACKey is the log's key (the prune
-// record is HMACed like every other record). Now defaults to time.Now().
+// record is HMACed like every other record). FSStatePath is the writer's
+// forward-secure state file when the log is in that mode (exclusive with
+// HMACKey). Now defaults to time.Now().
 type PruneOptions struct {
 	RetentionDays float64
 	MaxRotated    int
 	ArchiveDir    string
 	HMACKey       []byte
+	FSStatePath   string
 	Now           time.Time
 }
 
@@ -40,7 +43,7 @@ type PruneReport struct {
 // an error wrapping ErrLocked while another writer holds the log; use
 // Writer.Prune from the process that owns it.
 func Prune(logPath string, o PruneOptions) (*PruneReport, error) {
-	w, err := Open(Options{Path: logPath, HMACKey: o.HMACKey})
+	w, err := Open(Options{Path: logPath, HMACKey: o.HMACKey, FSStatePath: o.FSStatePath})
 	if err != nil {
 		return nil, err
 	}

@@ -160,7 +160,7 @@ func getFloat(m map[string]any, k string) float64 {
 
 // reservedKeys are set by the writer; callers may not pass them.
 var reservedKeys = map[string]bool{
-	"event_type": true, "prev_hash": true, "curr_hash": true, "hmac": true, "seq": true, "kid": true,
+	"event_type": true, "prev_hash": true, "curr_hash": true, "hmac": true, "seq": true, "kid": true, "fse": true,
 }
 
 // validateValue checks that v is encodable and finite.

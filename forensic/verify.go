@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -22,10 +23,18 @@ import (
 // VerifyOptions configures verification. HMACKey set means every record
 // must carry a valid hmac. CheckpointDir + PublicKey (a note verifier key
 // from GenerateKey) enable checkpoint checks in VerifyAll.
+//
+// FSVerifyKey (the text GenerateFSKey returned) checks a forward-secure
+// log instead: every record's hmac against its epoch's key, epoch order and
+// one seal per ended epoch (HMACKey must then be empty). FSNow, when set,
+// adds freshness: epochs that ended one epoch or more before FSNow must be
+// sealed, which detects a log cut back by someone holding a later key.
 type VerifyOptions struct {
 	HMACKey       []byte
 	CheckpointDir string
 	PublicKey     string
+	FSVerifyKey   string
+	FSNow         time.Time
 }
 
 // Failure is one verification finding. Line is the 0-based line index in
@@ -71,6 +80,8 @@ const (
 	ReasonCheckpointInvalid    = "checkpoint_invalid"
 	ReasonCheckpointUnverified = "checkpoint_unverifiable"
 	ReasonNonCanonical         = "non_canonical"
+	// The forward-secure reasons (ReasonFSBadMAC, ReasonFSMissingSeal,
+	// ReasonFSEpochOrder, ReasonFSStale) are in fsmac.go.
 )
 
 // JSON returns {"ok":..,"records":..,"files":[..],"failures":[{"file","line","reason","detail"}],"pruned":[..]}.
@@ -122,6 +133,8 @@ type verifier struct {
 	lastFile  string
 	lastLines int
 	raw       [32]byte
+
+	fs *fsVerifier // forward-secure checks (nil: off)
 }
 
 // fileSum summarises one verified file for link checks.
@@ -143,6 +156,34 @@ func newVerifier(o VerifyOptions) *verifier {
 		v.mac = hmacNew(o.HMACKey)
 	}
 	return v
+}
+
+// newVerifierFS is newVerifier for the entry points: it validates the
+// forward-secure options and parses the verification key.
+func newVerifierFS(o VerifyOptions) (*verifier, error) {
+	if o.FSVerifyKey == "" {
+		if !o.FSNow.IsZero() {
+			return nil, errors.New("forensic: verify: FSNow is set without FSVerifyKey")
+		}
+		return newVerifier(o), nil
+	}
+	if len(o.HMACKey) > 0 {
+		return nil, errors.New("forensic: verify: HMACKey and FSVerifyKey are exclusive (a forward-secure log has no static key)")
+	}
+	f, err := newFSVerifier(o)
+	if err != nil {
+		return nil, fmt.Errorf("forensic: verify: %w", err)
+	}
+	v := newVerifier(o)
+	v.fs = f
+	return v, nil
+}
+
+// finishFS applies the end-of-log forward-secure checks.
+func (v *verifier) finishFS() {
+	if v.fs != nil {
+		v.fs.finish(v)
+	}
 }
 
 func (v *verifier) fail(file string, line int, reason, detail string) {
@@ -169,7 +210,7 @@ func (v *verifier) verifyFile(path, name string, start int64, startLine int, pre
 	if err == nil && st.Size() < int64(bufSize) {
 		bufSize = max(int(st.Size()), 4096)
 	}
-	if err == nil && st.Size()-start >= parallelMin {
+	if err == nil && st.Size()-start >= parallelMin && v.fs == nil {
 		return v.verifyParallel(f, path, name, startLine, prev)
 	}
 	return v.verifyReader(f, bufSize, path, name, startLine, prev)
@@ -249,6 +290,12 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		v.sum = v.sha.Sum(v.sum[:0])
 		hex.Encode(v.hx[:], v.sum)
 		if bytes.Equal(v.hx[:], c) {
+			if v.fs != nil {
+				r := fsParseRecord(prefix, nil)
+				r.prev, r.canonA, r.canonB, r.macHex = prev, prefix, closeBrace, mac
+				v.fs.check(v, name, lineNo, &r)
+				return c, r.seq, r.hasSeq, nil, true
+			}
 			if v.mac != nil {
 				if mac == nil {
 					v.fail(name, lineNo, ReasonMissingHMAC, "record has no hmac")
@@ -269,7 +316,7 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		}
 	}
 	_, _, _, ourLayout := fastSplit(line)
-	if !ourLayout && utf8.Valid(line) {
+	if !ourLayout && v.fs == nil && utf8.Valid(line) {
 		// seed layout: transcode to canonical without building values
 		if canon, err := v.tc.transcode(line); err == nil && len(v.tc.curr) == 64 {
 			v.sha.Reset()
@@ -313,6 +360,13 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		// the writer's layout is canonical bytes; these hash only after
 		// re-encoding, so the line was edited in a meaning-preserving way
 		v.fail(name, lineNo, ReasonNonCanonical, "line bytes differ from the canonical encoding of the record")
+	} else if v.fs != nil {
+		r := fsParseRecord(nil, m)
+		r.prev, r.canonA = prev, canon
+		if hasMac {
+			r.macHex = []byte(mac)
+		}
+		v.fs.check(v, name, lineNo, &r)
 	} else if v.mac != nil {
 		if !hasMac {
 			v.fail(name, lineNo, ReasonMissingHMAC, "record has no hmac")
@@ -475,7 +529,10 @@ func (v *verifier) loadCheckpoints() {
 // hmac when a key is given), seq continuity inside the file. Checkpoints
 // are checked by VerifyAll. The error is only for I/O on path itself.
 func VerifyChain(path string, o VerifyOptions) (*Result, error) {
-	v := newVerifier(o)
+	v, err := newVerifierFS(o)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("forensic: verify %s: %w", path, err)
 	}
@@ -484,6 +541,7 @@ func VerifyChain(path string, o VerifyOptions) (*Result, error) {
 		return nil, err
 	}
 	v.res.Files = []string{name}
+	v.finishFS()
 	v.res.OK = len(v.res.Failures) == 0
 	return v.res, nil
 }
@@ -500,7 +558,10 @@ func VerifyAll(path string, o VerifyOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := newVerifier(o)
+	v, err := newVerifierFS(o)
+	if err != nil {
+		return nil, err
+	}
 	v.files = files
 	v.loadCheckpoints()
 	sums := make([]*fileSum, 0, len(files))
@@ -517,7 +578,17 @@ func VerifyAll(path string, o VerifyOptions) (*Result, error) {
 		v.res.Files = append(v.res.Files, lf.name)
 	}
 	v.finishCheckpoints()
+	v.finishFS()
 	v.checkLinks(sums)
+	if v.fs != nil && len(sums) > 0 && sums[0].first != nil {
+		// records before the first one can only be missing as a declared
+		// prune gap, which starts with a rotate record (checkLinks)
+		first := sums[0].first
+		if seq, ok := getUint(first, "seq"); ok && seq > 0 && getString(first, "event_type") != "rotate" {
+			v.fail(sums[0].name, sums[0].firstLine, ReasonFSMissingSeal,
+				fmt.Sprintf("the log starts at seq %d without a rotate record of a declared prune gap: the epochs before it cannot be checked", seq))
+		}
+	}
 	if len(v.prunes) > 0 {
 		v.res.Pruned = v.prunes
 	}
@@ -590,6 +661,9 @@ func VerifyIncremental(path string, o VerifyOptions) (*Result, error) {
 	if o.CheckpointDir == "" || o.PublicKey == "" {
 		return nil, errors.New("forensic: verify incremental: CheckpointDir and PublicKey are required")
 	}
+	if _, err := newVerifierFS(o); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("forensic: verify %s: %w", path, err)
 	}
@@ -623,11 +697,23 @@ func VerifyIncremental(path string, o VerifyOptions) (*Result, error) {
 			break
 		}
 	}
-	v := newVerifier(o)
+	v, _ := newVerifierFS(o) // validated above
 	v.res.Failures = append(v.res.Failures, bad...)
 	r, _ := cp.rangeFrom()
 	v.cr, v.crState, v.cps = r, 1, []*CheckpointState{}
 	v.lastSeq, v.haveSeq = cp.Size-1, cp.Size > 0
+	if v.fs != nil && cp.Size > 0 {
+		// the epoch state continues from the checkpoint's head record
+		var head []byte
+		if offset > 0 {
+			head = lastLineBefore(files[idx].path, offset)
+		} else if idx > 0 {
+			head = lastLineBefore(files[idx-1].path, -1)
+		}
+		if c, _, _, ok := quickFields(head); ok && c == cp.Head {
+			v.fs.prime(head)
+		}
+	}
 	prev := cp.Head
 	if prev == "" {
 		prev = "GENESIS"
@@ -679,6 +765,7 @@ func VerifyIncremental(path string, o VerifyOptions) (*Result, error) {
 		}
 	}
 	v.res.CheckpointSize = cp.Size
+	v.finishFS()
 	v.res.OK = len(v.res.Failures) == 0
 	return v.res, nil
 }

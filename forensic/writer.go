@@ -73,6 +73,15 @@ type Options struct {
 	Origin             string              // checkpoint origin line; default "kvhygiene/<abs path>"
 	OnFsync            func(time.Duration) // optional, metrics hook
 	OnError            func(error)         // optional, async failures (fsync, rotation)
+	// FSStatePath turns on the forward-secure MAC: the state file made by
+	// GenerateFSKey (kvgate fs-keygen). Each record's hmac is then keyed
+	// with the current epoch's key, every ended epoch gets a seal record
+	// and the key evolves (the old one is overwritten). Exclusive with
+	// HMACKey; kid is "fs:<key id>".
+	FSStatePath string
+	// FSClock is the clock that decides epochs (nil = time.Now); tests
+	// inject one.
+	FSClock func() time.Time
 }
 
 // Stats are the writer's counters.
@@ -118,6 +127,7 @@ type Writer struct {
 	origin    string
 	lockf     *os.File
 	syncFn    func(*os.File) error // test hook
+	fs        *fsState             // forward-secure MAC state (nil: off)
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -193,6 +203,9 @@ func Open(o Options) (*Writer, error) {
 	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = 60 * time.Second
 	}
+	if o.FSStatePath != "" && len(o.HMACKey) > 0 {
+		return nil, fmt.Errorf("forensic: open %s: HMACKey and FSStatePath are exclusive (the forward-secure MAC replaces the static key)", o.Path)
+	}
 	abs, err := filepath.Abs(o.Path)
 	if err != nil {
 		return nil, fmt.Errorf("forensic: open %s: %w", o.Path, err)
@@ -245,6 +258,14 @@ func Open(o Options) (*Writer, error) {
 		return nil, fmt.Errorf("forensic: open %s: flock: %w", abs, err)
 	}
 	w.lockf = lf
+	if o.FSStatePath != "" {
+		if w.fs, err = openFSState(o.FSStatePath, o.FSClock); err != nil {
+			w.releaseLock()
+			return nil, fmt.Errorf("forensic: open %s: %w", abs, err)
+		}
+		w.kid = w.fs.kid()
+		w.setFSKey()
+	}
 	if o.CheckpointDir != "" {
 		if o.CheckpointKeyPath == "" {
 			w.releaseLock()
@@ -259,7 +280,11 @@ func Open(o Options) (*Writer, error) {
 			return nil, fmt.Errorf("forensic: open %s: checkpoint dir: %w", abs, err)
 		}
 	}
-	if err := w.recover(); err != nil {
+	err = w.recover()
+	if err == nil && w.fs != nil {
+		err = w.fsAdvance()
+	}
+	if err != nil {
 		if w.f != nil {
 			w.f.Close()
 		}
@@ -273,6 +298,9 @@ func Open(o Options) (*Writer, error) {
 }
 
 func (w *Writer) releaseLock() {
+	if w.fs != nil {
+		w.fs.close()
+	}
 	if w.lockf != nil {
 		unix.Flock(int(w.lockf.Fd()), unix.LOCK_UN)
 		w.lockf.Close()
@@ -289,6 +317,7 @@ type scanInfo struct {
 	lastSeq  uint64
 	hasSeq   bool
 	firstSeq uint64
+	lastLine []byte   // the last complete record line
 	leaves   [][]byte // leaf hashes of records with seq >= leafFrom, in order
 	leafSeq0 uint64   // seq of leaves[0]
 }
@@ -331,6 +360,7 @@ func scanFile(path string, leafFrom uint64, wantLeaves bool) (*scanInfo, error) 
 		si.validEnd = lr.off
 		si.records++
 		si.lastHash = curr
+		si.lastLine = append(si.lastLine[:0], line...)
 		if hasSeq {
 			if !si.hasSeq {
 				si.firstSeq = seq
@@ -460,6 +490,20 @@ func (w *Writer) recover() error {
 		if err := w.rebuildRange(cpRange, cpStart, rotated, si, rotInfo); err != nil {
 			return err
 		}
+	}
+	var lastLine []byte
+	switch {
+	case si != nil && si.records > 0:
+		lastLine = si.lastLine
+	case rotInfo != nil:
+		lastLine = rotInfo.lastLine
+	case len(rotated) > 0:
+		if ri, err := scanFile(rotated[len(rotated)-1].path, 0, false); err == nil {
+			lastLine = ri.lastLine
+		}
+	}
+	if err := w.fsCheckLog(lastLine); err != nil {
+		return err
 	}
 	w.lastSeq.Store(w.seq - 1)
 	if needRotate != nil {
@@ -669,7 +713,7 @@ func (w *Writer) Append(eventType string, fields ...Field) error {
 // lookup hashed each key of each record on the caller's path.
 func reserved(key string) bool {
 	switch key {
-	case "event_type", "prev_hash", "curr_hash", "hmac", "seq", "kid":
+	case "event_type", "prev_hash", "curr_hash", "hmac", "seq", "kid", "fse":
 		return reservedKeys[key]
 	}
 	return false
@@ -797,7 +841,12 @@ func (w *Writer) loop() {
 		if len(w.bq) > 0 {
 			lastWork = time.Now()
 		}
-		err = w.appendBatch(w.bq, w.bqf)
+		if w.fs != nil {
+			err = w.fsAdvance()
+		}
+		if err == nil {
+			err = w.appendBatch(w.bq, w.bqf)
+		}
 		clear(w.bqf) // drop references to caller values
 		if err == nil {
 			err = w.writeOut()
@@ -865,6 +914,12 @@ func (w *Writer) loop() {
 		if w.signer != nil && w.cr.End() > w.lastCPSize {
 			if cd := w.o.CheckpointInterval - time.Since(w.lastCPTime); cd < d {
 				d = cd
+			}
+		}
+		if w.fs != nil {
+			// wake at the epoch boundary to seal even an empty epoch
+			if fd := w.fs.nextBoundary().Sub(w.fs.now()); fd < d {
+				d = fd
 			}
 		}
 		if d < 0 {
@@ -1131,7 +1186,7 @@ type kv struct {
 // seq/prev, hashes it and returns the full line (with curr_hash, hmac, '\n').
 // The returned slice aliases w.canon.
 func (w *Writer) encodeLine(ev string, fields []Field, ts int64) []byte {
-	b, _, _ := encodeCanon(w.canon[:0], &w.kvs, w.rng, w.kid, ev, fields, ts, w.prev, w.seq, false)
+	b, _, _ := encodeCanon(w.canon[:0], &w.kvs, w.rng, w.kid, w.fseValue(), ev, fields, ts, w.prev, w.seq, false)
 	// hash prev + canonical
 	w.sha.Reset()
 	w.sha.Write(w.prev)
@@ -1220,13 +1275,16 @@ func keyLess(kvs []kv, a, b sortKey) bool {
 // encodeCanon writes the canonical record. With placeholder the values of
 // prev_hash and seq are left out and cutA/cutB are the offsets where they go
 // (prev_hash sorts before seq); the pipeline fills them in later.
-func encodeCanon(b []byte, kvsp *[]kv, rng *mrand.ChaCha8, kid, ev string, fields []Field, ts int64, prev []byte, seq uint64, placeholder bool) (out []byte, cutA, cutB int) {
+func encodeCanon(b []byte, kvsp *[]kv, rng *mrand.ChaCha8, kid string, fse int64, ev string, fields []Field, ts int64, prev []byte, seq uint64, placeholder bool) (out []byte, cutA, cutB int) {
 	kvs := (*kvsp)[:0]
 	kvs = append(kvs,
 		kv{key: "event_type", kind: kvString, s: ev},
 		kv{key: "kid", kind: kvString, s: kid},
 		kv{key: "prev_hash", kind: kvPrev},
 		kv{key: "seq", kind: kvSeq, u: seq})
+	if fse >= 0 {
+		kvs = append(kvs, kv{key: "fse", kind: kvUint, u: uint64(fse)})
+	}
 	var hasSchema, hasTS, hasTrace bool
 	for _, f := range fields {
 		switch f.Key {

@@ -211,6 +211,10 @@ typedef struct kvh_config {
   double retention_days;          /* with retention: remove rotated files older than this; 0 = no age limit */
   int32_t max_rotated;            /* with retention: keep at most this many rotated files; -1 = no limit, 0 = none */
   const char *archive_dir;        /* with retention: move pruned files here (never overwriting); NULL = delete */
+  /* Forward-secure MAC (see `kvgate fs-keygen`): the sealing-key state file. When set, each
+   * record's hmac uses the current epoch key, which evolves every epoch (the old one is
+   * overwritten), and every epoch is sealed, even an empty one. Exclusive with hmac_key. */
+  const char *fs_state_path;      /* NULL = off */
 } kvh_config;
 
 /* Fill *config with defaults, reading the seed's environment variables
@@ -218,9 +222,12 @@ typedef struct kvh_config {
  * KV_DEFAULT_MAX_REUSE, KV_DEFAULT_TTL_SEC, FORENSIC_HMAC_SECRET) as the
  * defaults. Fields set by the caller afterwards win. A malformed environment
  * value is KVH_E_CONFIG with a message naming the variable.
+ * struct_size: pass sizeof(kvh_config) as the caller compiled it. A size this
+ * library does not know is KVH_E_STRUCT_SIZE and nothing is written, so a
+ * caller built against another header never has its struct overrun.
  * config: caller-owned, written. String fields point to static or
  * process-environment storage valid while the environment is unchanged. */
-KVH_API kvh_status kvh_config_init(kvh_config *config);
+KVH_API kvh_status kvh_config_init(kvh_config *config, size_t struct_size);
 
 /* Open a tracer. config may be NULL (defaults as kvh_config_init). The
  * forensic log is opened (and locked) here: a second writer on the same log
@@ -293,8 +300,10 @@ typedef struct kvh_sanitize_opts {
   uint64_t stream;      /* with KVH_SANITIZE_USE_STREAM */
 } kvh_sanitize_opts;
 
-/* Fill *opts with defaults (synchronous, verify default). */
-KVH_API kvh_status kvh_sanitize_opts_init(kvh_sanitize_opts *opts);
+/* Fill *opts with defaults (synchronous, verify default). struct_size:
+ * sizeof(kvh_sanitize_opts) as the caller compiled it; another size is
+ * KVH_E_STRUCT_SIZE and nothing is written. */
+KVH_API kvh_status kvh_sanitize_opts_init(kvh_sanitize_opts *opts, size_t struct_size);
 
 /* Zeroize the region, verify it and attest coverage (percent) in
  * *out_coverage (may be NULL). Logs sanitize_start / sanitize_end. With
@@ -447,6 +456,11 @@ typedef struct kvh_verify_opts {
   size_t hmac_key_len;
   const char *checkpoint_dir; /* NULL = no checkpoint verification */
   const char *public_key;     /* note verifier key (text) for checkpoints */
+  const char *fs_verify_key;  /* forward-secure MAC verification key (text, `kvgate fs-keygen`);
+                                 NULL = not an FS log. Exclusive with hmac_key. */
+  int64_t fs_now_unix;        /* with fs_verify_key: the verifier's time (Unix seconds); every epoch
+                                 that ended more than one epoch before it must be sealed, which
+                                 detects a log cut back to an earlier epoch. 0 = no freshness check */
 } kvh_verify_opts;
 
 /* Verify a log file (or with KVH_LOGVERIFY_ALL, it and all its rotated

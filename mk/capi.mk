@@ -18,9 +18,9 @@ $(CAPI_TESTS)/test_dlopen: tests/c/test_dlopen.c include/kvhygiene.h
 	$(CAPI_CC) $(CAPI_CFLAGS) -o $@ $< -ldl
 
 .PHONY: test-c test-abi
-test-c: $(CAPI_TESTS)/test_capi $(CAPI_TESTS)/test_cuda
+test-c: $(CAPI_TESTS)/test_capi $(CAPI_TESTS)/test_cuda $(BUILD)/kvgate
 	$(CAPI_TESTS)/test_cuda
-	$(CAPI_TESTS)/test_capi
+	KVH_KVGATE=$(BUILD)/kvgate $(CAPI_TESTS)/test_capi
 
 test-abi: $(LIB) $(CAPI_TESTS)/test_dlopen
 	bash tests/c/check_abi.sh $(LIB) include/kvhygiene.h

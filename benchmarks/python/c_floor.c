@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
   char path[4096];
   snprintf(path, sizeof path, "%s/c_floor.log", argv[1]);
   kvh_config c;
-  if (kvh_config_init(&c)) return 1;
+  if (kvh_config_init(&c, sizeof c)) return 1;
   c.log_path = path;
   kvh_tracer *t = NULL;
   if (kvh_tracer_open(&c, &t)) {

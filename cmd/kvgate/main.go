@@ -25,12 +25,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"check":  {"CI gate: compare exported metrics JSON with thresholds, write a verdict", runCheck},
-	"verify": {"verify forensic logs (all rotated files), enforce retention, verify again", runVerify},
-	"serve":  {"serve a Prometheus textfile at /metrics", runServe},
-	"doctor": {"report CPU kernel, CUDA driver, GPUs, log directory safety and key configuration", runDoctor},
-	"keygen": {"generate a checkpoint signer key and verifier key", runKeygen},
-	"bench":  {"measure host zeroization bandwidth (selected kernel vs Go clear)", runBench},
+	"check":     {"CI gate: compare exported metrics JSON with thresholds, write a verdict", runCheck},
+	"verify":    {"verify forensic logs (all rotated files), enforce retention, verify again", runVerify},
+	"serve":     {"serve a Prometheus textfile at /metrics", runServe},
+	"doctor":    {"report CPU kernel, CUDA driver, GPUs, log directory safety and key configuration", runDoctor},
+	"keygen":    {"generate a checkpoint signer key and verifier key", runKeygen},
+	"fs-keygen": {"create a forward-secure MAC state file and its verification key", runFSKeygen},
+	"bench":     {"measure host zeroization bandwidth (selected kernel vs Go clear)", runBench},
 }
 
 func main() {
@@ -84,7 +85,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-7s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "exit codes: 0 ok, 2 gate/integrity failure, 1 usage or I/O error")

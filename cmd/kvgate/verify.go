@@ -42,6 +42,7 @@ type verifyConfig struct {
 	retentionDays *float64
 	maxRotated    *int
 	archiveDir    string
+	fsState       string
 	opts          forensic.VerifyOptions
 }
 
@@ -66,7 +67,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	var removed []string
 	retentionSkipped := ""
 	if cfg.retentionDays != nil || cfg.maxRotated != nil {
-		po := forensic.PruneOptions{MaxRotated: -1, ArchiveDir: cfg.archiveDir, HMACKey: cfg.opts.HMACKey, Now: time.Now()}
+		po := forensic.PruneOptions{MaxRotated: -1, ArchiveDir: cfg.archiveDir, HMACKey: cfg.opts.HMACKey, FSStatePath: cfg.fsState, Now: time.Now()}
 		if cfg.retentionDays != nil {
 			po.RetentionDays = *cfg.retentionDays
 		}
@@ -134,6 +135,10 @@ func parseVerifyArgs(args []string, stdout, stderr io.Writer) (*verifyConfig, in
 	keyFile := fs.String("hmac-key-file", "", "file holding the HMAC key (else env FORENSIC_HMAC_SECRET)")
 	cpDir := fs.String("checkpoint-dir", "", "directory of signed checkpoints to verify against")
 	pubKey := fs.String("public-key", "", "checkpoint verifier key file (from 'kvgate keygen')")
+	fsKey := fs.String("fs-key", "", "forward-secure verification key text kvh-fs1:... (from 'kvgate fs-keygen'; prefer --fs-key-file: arguments are visible to other users)")
+	fsKeyFile := fs.String("fs-key-file", "", "file holding the forward-secure verification key")
+	fsNow := fs.String("fs-now", "", "freshness: also fail (fs_stale) when epochs that ended one epoch before this time are unsealed; 'now', RFC 3339 or unix seconds (default: no freshness check)")
+	fsState := fs.String("fs-state", "", "the writer's forward-secure state file, needed to MAC the prune record when retention runs on a forward-secure log")
 	if _, err := parseFlagsNoPositional(fs, args, stdout); err != nil {
 		return nil, flagErrorCode(err, stderr)
 	}
@@ -218,6 +223,41 @@ func parseVerifyArgs(args []string, stdout, stderr io.Writer) (*verifyConfig, in
 			return fail("public key file %s: not a note verifier key (expected one line name+hash+key)", *pubKey)
 		}
 		cfg.opts.CheckpointDir, cfg.opts.PublicKey = *cpDir, key
+	}
+	if *fsKey != "" && *fsKeyFile != "" {
+		return fail("--fs-key and --fs-key-file are exclusive")
+	}
+	fsText := *fsKey
+	if *fsKeyFile != "" {
+		b, err := readInputFile(*fsKeyFile, "forward-secure key file")
+		if err != nil {
+			return fail("%s", err)
+		}
+		fsText = string(b)
+	}
+	if fsText != "" {
+		if *keyFile != "" {
+			return fail("--hmac-key-file and a forward-secure key are exclusive (a forward-secure log has no static HMAC key)")
+		}
+		if _, err := forensic.ParseFSKey(fsText); err != nil {
+			return fail("%s", oneLine(err.Error()))
+		}
+		cfg.opts.HMACKey = nil // FORENSIC_HMAC_SECRET is a default; the explicit FS key wins
+		cfg.opts.FSVerifyKey = strings.TrimSpace(fsText)
+		if *fsNow != "" {
+			t, err := parseTimeArg(*fsNow)
+			if err != nil {
+				return fail("--fs-now: %s", err)
+			}
+			cfg.opts.FSNow = t
+		}
+		if *fsState != "" && (cfg.retentionDays != nil || cfg.maxRotated != nil) {
+			cfg.fsState = *fsState
+		} else if cfg.retentionDays != nil || cfg.maxRotated != nil {
+			return fail("retention on a forward-secure log needs --fs-state (the writer's state file MACs the prune record)")
+		}
+	} else if *fsNow != "" || *fsState != "" {
+		return fail("--fs-now and --fs-state need --fs-key or --fs-key-file")
 	}
 	return cfg, exitOK
 }

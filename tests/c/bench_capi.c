@@ -61,7 +61,7 @@ typedef struct {
 /* lifecycle times n lifecycles one by one into out[0..n) (ns). */
 static void lifecycle(kvh_tracer *t, int n, int owned, unsigned char *mem, double *out) {
   kvh_sanitize_opts o;
-  kvh_sanitize_opts_init(&o);
+  kvh_sanitize_opts_init(&o, sizeof o);
   o.verify = KVH_VERIFY_FULL;
   for (int i = 0; i < n; i++) {
     kvh_alloc_desc d = desc(owned ? 0 : (uint64_t)(uintptr_t)mem, 4096);
@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
   if (!mkdtemp(dir)) return 1;
   snprintf(path, sizeof path, "%s/bench.log", dir);
   kvh_config cfg;
-  kvh_config_init(&cfg);
+  kvh_config_init(&cfg, sizeof cfg);
   cfg.log_path = path;
   cfg.fsync_policy = fsync_policy;
   cfg.max_log_bytes = 1ull << 40;

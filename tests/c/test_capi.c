@@ -87,7 +87,7 @@ static kvh_alloc_desc desc_for(uint64_t ptr, uint64_t nbytes, const char *tenant
 
 static kvh_sanitize_opts full_opts(void) {
   kvh_sanitize_opts o;
-  kvh_sanitize_opts_init(&o);
+  kvh_sanitize_opts_init(&o, sizeof o);
   o.verify = KVH_VERIFY_FULL;
   return o;
 }
@@ -95,7 +95,7 @@ static kvh_sanitize_opts full_opts(void) {
 static kvh_tracer *open_tracer(const char *logname, const char *key) {
   kvh_config cfg;
   char path[512];
-  if (kvh_config_init(&cfg) != KVH_OK) return NULL;
+  if (kvh_config_init(&cfg, sizeof cfg) != KVH_OK) return NULL;
   path_in(path, sizeof path, logname);
   cfg.log_path = path;
   cfg.fsync_policy = KVH_FSYNC_NONE;
@@ -132,10 +132,10 @@ static void test_version_and_status(void) {
 
 static void test_config(void) {
   kvh_config cfg;
-  EXPECT_MSG(kvh_config_init(NULL), KVH_E_NULL_ARG, "config");
+  EXPECT_MSG(kvh_config_init(NULL, sizeof(kvh_config)), KVH_E_NULL_ARG, "config");
   unsetenv("KV_COVERAGE_THRESHOLD");
   unsetenv("FORENSIC_HMAC_SECRET");
-  EXPECT(kvh_config_init(&cfg), KVH_OK);
+  EXPECT(kvh_config_init(&cfg, sizeof cfg), KVH_OK);
   CHECK(cfg.struct_size == sizeof cfg, "config struct_size %u", cfg.struct_size);
   CHECK(fabs(cfg.coverage_threshold - 99.9) < 1e-9, "default threshold %f", cfg.coverage_threshold);
   CHECK(cfg.log_path && strcmp(cfg.log_path, "forensics/kv_cache.log") == 0, "default log_path");
@@ -147,35 +147,58 @@ static void test_config(void) {
   /* environment set by the host after the library was loaded is seen */
   setenv("KV_COVERAGE_THRESHOLD", "95.5", 1);
   setenv("FORENSIC_HMAC_SECRET", "s3cret", 1);
-  EXPECT(kvh_config_init(&cfg), KVH_OK);
+  EXPECT(kvh_config_init(&cfg, sizeof cfg), KVH_OK);
   CHECK(fabs(cfg.coverage_threshold - 95.5) < 1e-9, "env threshold %f", cfg.coverage_threshold);
   CHECK(cfg.hmac_key_len == 6 && memcmp(cfg.hmac_key, "s3cret", 6) == 0, "env hmac key");
   setenv("KV_COVERAGE_THRESHOLD", "abc", 1);
-  EXPECT_MSG(kvh_config_init(&cfg), KVH_E_CONFIG, "KV_COVERAGE_THRESHOLD");
+  EXPECT_MSG(kvh_config_init(&cfg, sizeof cfg), KVH_E_CONFIG, "KV_COVERAGE_THRESHOLD");
   setenv("KV_COVERAGE_THRESHOLD", "150", 1);
-  EXPECT_MSG(kvh_config_init(&cfg), KVH_E_CONFIG, "KV_COVERAGE_THRESHOLD");
+  EXPECT_MSG(kvh_config_init(&cfg, sizeof cfg), KVH_E_CONFIG, "KV_COVERAGE_THRESHOLD");
   kvh_tracer *t = (kvh_tracer *)1;
   EXPECT_MSG(kvh_tracer_open(NULL, &t), KVH_E_CONFIG, "KV_COVERAGE_THRESHOLD");
   CHECK(t == (kvh_tracer *)1, "out written on failure");
   unsetenv("KV_COVERAGE_THRESHOLD");
   unsetenv("FORENSIC_HMAC_SECRET");
-  EXPECT(kvh_config_init(&cfg), KVH_OK);
+  EXPECT(kvh_config_init(&cfg, sizeof cfg), KVH_OK);
   CHECK(fabs(cfg.coverage_threshold - 99.9) < 1e-9, "unset env threshold %f", cfg.coverage_threshold);
 
   kvh_sanitize_opts o;
-  EXPECT_MSG(kvh_sanitize_opts_init(NULL), KVH_E_NULL_ARG, "opts");
+  EXPECT_MSG(kvh_sanitize_opts_init(NULL, sizeof(kvh_sanitize_opts)), KVH_E_NULL_ARG, "opts");
   memset(&o, 0xff, sizeof o);
-  EXPECT(kvh_sanitize_opts_init(&o), KVH_OK);
+  EXPECT(kvh_sanitize_opts_init(&o, sizeof o), KVH_OK);
   CHECK(o.struct_size == sizeof o && o.flags == 0 && o.verify == KVH_VERIFY_DEFAULT &&
             o.samples == 0 && o.stream == 0,
         "sanitize_opts_init defaults");
+
+  /* A caller compiled against another header passes its own size: refused, nothing written
+   * (an older, smaller struct must never be overrun). */
+  {
+    unsigned char buf[sizeof(kvh_config) + 64];
+    memset(buf, 0xa5, sizeof buf);
+    const size_t older = offsetof(kvh_config, archive_dir); /* a shorter, earlier layout */
+    EXPECT_MSG(kvh_config_init((kvh_config *)buf, older), KVH_E_STRUCT_SIZE, "struct_size");
+    EXPECT_MSG(kvh_config_init((kvh_config *)buf, sizeof(kvh_config) + 8), KVH_E_STRUCT_SIZE,
+               "sizeof(kvh_config)");
+    EXPECT_MSG(kvh_config_init((kvh_config *)buf, 0), KVH_E_STRUCT_SIZE, "struct_size is 0");
+    size_t untouched = 0;
+    for (size_t i = 0; i < sizeof buf; i++) untouched += buf[i] == 0xa5;
+    CHECK(untouched == sizeof buf, "config_init with a wrong size wrote %zu bytes",
+          sizeof buf - untouched);
+    memset(buf, 0xa5, sizeof buf);
+    EXPECT_MSG(kvh_sanitize_opts_init((kvh_sanitize_opts *)buf, sizeof(kvh_sanitize_opts) - 8),
+               KVH_E_STRUCT_SIZE, "sizeof(kvh_sanitize_opts)");
+    untouched = 0;
+    for (size_t i = 0; i < sizeof buf; i++) untouched += buf[i] == 0xa5;
+    CHECK(untouched == sizeof buf, "sanitize_opts_init with a wrong size wrote %zu bytes",
+          sizeof buf - untouched);
+  }
 }
 
 static void test_open_close(void) {
   kvh_config cfg;
   kvh_tracer *t = NULL, *t2 = NULL;
   char path[512];
-  kvh_config_init(&cfg);
+  kvh_config_init(&cfg, sizeof cfg);
   path_in(path, sizeof path, "oc.log");
   cfg.log_path = path;
 
@@ -329,13 +352,13 @@ static void test_sanitize_modes(kvh_tracer *t) {
   kvh_sanitize_opts o;
   EXPECT(kvh_allocate(t, &d, &h), KVH_OK);
 
-  kvh_sanitize_opts_init(&o);
+  kvh_sanitize_opts_init(&o, sizeof o);
   o.verify = KVH_VERIFY_SAMPLED;
   o.samples = 64;
   EXPECT(kvh_sanitize(t, h, &o, &cov), KVH_OK);
   CHECK(cov >= 0 && cov <= 100, "sampled coverage %f", cov);
 
-  kvh_sanitize_opts_init(&o);
+  kvh_sanitize_opts_init(&o, sizeof o);
   o.verify = KVH_VERIFY_NONE;
   EXPECT(kvh_sanitize(t, h, &o, &cov), KVH_OK);
   CHECK(cov == 0, "unverified coverage %f", cov);
@@ -348,7 +371,7 @@ static void test_sanitize_modes(kvh_tracer *t) {
   EXPECT(kvh_release_quarantine(t, h, "verified"), KVH_OK);
 
   /* async on the CPU completes through kvh_wait */
-  kvh_sanitize_opts_init(&o);
+  kvh_sanitize_opts_init(&o, sizeof o);
   o.flags = KVH_SANITIZE_ASYNC;
   o.verify = KVH_VERIFY_FULL;
   EXPECT(kvh_sanitize(t, h, &o, &cov), KVH_OK);
@@ -358,7 +381,7 @@ static void test_sanitize_modes(kvh_tracer *t) {
   EXPECT(kvh_wait(t, h, NULL), KVH_OK);
 
   /* bad options */
-  kvh_sanitize_opts_init(&o);
+  kvh_sanitize_opts_init(&o, sizeof o);
   o.flags = KVH_SANITIZE_DOUBLE_PASS | KVH_SANITIZE_NO_DOUBLE_PASS;
   EXPECT_MSG(kvh_sanitize(t, h, &o, &cov), KVH_E_INVALID_ARG, "DOUBLE_PASS");
   o.flags = 0x100;
@@ -366,7 +389,7 @@ static void test_sanitize_modes(kvh_tracer *t) {
   o.flags = 0;
   o.verify = 7;
   EXPECT_MSG(kvh_sanitize(t, h, &o, &cov), KVH_E_INVALID_ARG, "verify");
-  kvh_sanitize_opts_init(&o);
+  kvh_sanitize_opts_init(&o, sizeof o);
   o.struct_size = 8;
   EXPECT_MSG(kvh_sanitize(t, h, &o, &cov), KVH_E_STRUCT_SIZE, "struct_size");
   o.struct_size = sizeof o + 4;
@@ -985,6 +1008,122 @@ static void test_log_verify(kvh_tracer *t, const char *logname, const char *key,
   EXPECT_MSG(kvh_log_verify(missing, NULL, &ok, &recs, NULL, 0, NULL), KVH_E_IO, "missing.log");
 }
 
+/* Forward-secure MAC through the ABI: a state file from `kvgate fs-keygen`, a tracer that
+ * seals epochs, and kvh_log_verify with the verification key (and a verifier's clock). */
+static int run_kvgate(const char *args) {
+  const char *kvgate = getenv("KVH_KVGATE");
+  if (!kvgate || !*kvgate) return -1;
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>&1", kvgate, args);
+  return system(cmd);
+}
+
+static int read_key_text(const char *path, char *out, size_t cap) {
+  size_t n = 0;
+  char *s = read_file(path, &n);
+  if (!s) return 0;
+  while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+  snprintf(out, cap, "%s", s);
+  free(s);
+  return n > 0 && n < cap;
+}
+
+static void test_forward_secure(void) {
+  char state[512], vkp[512], state2[512], vkp2[512], logp[512], args[2048];
+  char vk[512], vk2[512];
+  path_in(state, sizeof state, "fs.state");
+  path_in(vkp, sizeof vkp, "fs.vk");
+  path_in(state2, sizeof state2, "fs2.state");
+  path_in(vkp2, sizeof vkp2, "fs2.vk");
+  path_in(logp, sizeof logp, "fs.log");
+  snprintf(args, sizeof args, "fs-keygen --state '%s' --epoch 1s --verify-key-out '%s'", state, vkp);
+  int rc = run_kvgate(args);
+  CHECK(rc == 0, "kvgate fs-keygen (KVH_KVGATE=%s) -> %d", getenv("KVH_KVGATE"), rc);
+  snprintf(args, sizeof args, "fs-keygen --state '%s' --epoch 1s --verify-key-out '%s'", state2, vkp2);
+  CHECK(run_kvgate(args) == 0, "kvgate fs-keygen (second key)");
+  if (!read_key_text(vkp, vk, sizeof vk) || !read_key_text(vkp2, vk2, sizeof vk2)) {
+    CHECK(0, "verification keys not written");
+    return;
+  }
+
+  kvh_config cfg;
+  EXPECT(kvh_config_init(&cfg, sizeof cfg), KVH_OK);
+  cfg.log_path = logp;
+  cfg.fsync_policy = KVH_FSYNC_NONE;
+  cfg.fs_state_path = state;
+  cfg.hmac_key = (const uint8_t *)"k";
+  cfg.hmac_key_len = 1;
+  kvh_tracer *t = NULL;
+  EXPECT_MSG(kvh_tracer_open(&cfg, &t), KVH_E_CONFIG, "exclusive");
+  cfg.hmac_key = NULL;
+  cfg.hmac_key_len = 0;
+  char missing[512];
+  path_in(missing, sizeof missing, "no-such.state");
+  cfg.fs_state_path = missing;
+  kvh_status st = kvh_tracer_open(&cfg, &t);
+  CHECK(st != KVH_OK && strstr(kvh_last_error(), "no-such.state"), "missing state file -> %s: %s",
+        kvh_status_str(st), kvh_last_error());
+  cfg.fs_state_path = state;
+  EXPECT(kvh_tracer_open(&cfg, &t), KVH_OK);
+  if (!t) return;
+  static unsigned char mem[4096];
+  for (int i = 0; i < 3; i++) {
+    memset(mem, 0x42, sizeof mem);
+    kvh_alloc_desc d = desc_for((uint64_t)(uintptr_t)mem, sizeof mem, "tenantA");
+    uint64_t h = 0;
+    EXPECT(kvh_allocate(t, &d, &h), KVH_OK);
+    EXPECT(kvh_sanitize(t, h, NULL, NULL), KVH_OK);
+    EXPECT(kvh_free(t, h), KVH_OK);
+    if (i == 0) { /* cross an epoch boundary: the writer seals epoch 0 and evolves the key */
+      struct timespec ts = {1, 300 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  EXPECT(kvh_tracer_close(t), KVH_OK);
+  size_t n = 0;
+  char *log = read_file(logp, &n);
+  CHECK(log && strstr(log, "\"event_type\":\"seal\""), "the log holds a seal record");
+  free(log);
+
+  kvh_verify_opts vo;
+  memset(&vo, 0, sizeof vo);
+  vo.struct_size = sizeof vo;
+  int32_t ok = -1;
+  uint64_t recs = 0;
+  char report[4096];
+  vo.fs_verify_key = vk;
+  vo.fs_now_unix = (int64_t)time(NULL);
+  EXPECT(kvh_log_verify(logp, &vo, &ok, &recs, report, sizeof report, NULL), KVH_OK);
+  CHECK(ok == 1 && recs >= 10, "FS log verifies with its key: ok=%d records=%llu %.300s", ok,
+        (unsigned long long)recs, report);
+  /* another key: every MAC fails */
+  vo.fs_verify_key = vk2;
+  EXPECT(kvh_log_verify(logp, &vo, &ok, &recs, report, sizeof report, NULL), KVH_OK);
+  CHECK(ok == 0 && strstr(report, "fs_"), "another key does not verify: %.300s", report);
+  /* a verifier an hour later: the epochs since the last record were never sealed (a log cut
+   * back, or a writer that stopped) */
+  vo.fs_verify_key = vk;
+  vo.fs_now_unix = (int64_t)time(NULL) + 3600;
+  EXPECT(kvh_log_verify(logp, &vo, &ok, &recs, report, sizeof report, NULL), KVH_OK);
+  CHECK(ok == 0 && strstr(report, "fs_stale"), "unsealed epochs before now: %.300s", report);
+  /* bad options */
+  vo.fs_now_unix = -5;
+  EXPECT_MSG(kvh_log_verify(logp, &vo, &ok, &recs, NULL, 0, NULL), KVH_E_INVALID_ARG, "fs_now_unix");
+  vo.fs_now_unix = 0;
+  vo.hmac_key = (const uint8_t *)"k";
+  vo.hmac_key_len = 1;
+  EXPECT_MSG(kvh_log_verify(logp, &vo, &ok, &recs, NULL, 0, NULL), KVH_E_INVALID_ARG, "exclusive");
+  vo.hmac_key = NULL;
+  vo.hmac_key_len = 0;
+  vo.fs_verify_key = "kvh-fs1:nothex:0:1";
+  st = kvh_log_verify(logp, &vo, &ok, &recs, NULL, 0, NULL);
+  CHECK(st != KVH_OK && kvh_last_error()[0] != 0, "malformed verification key -> %s",
+        kvh_status_str(st));
+  vo.fs_verify_key = NULL;
+  vo.fs_now_unix = 100;
+  EXPECT_MSG(kvh_log_verify(logp, &vo, &ok, &recs, NULL, 0, NULL), KVH_E_INVALID_ARG, "fs_verify_key");
+}
+
 static void test_checkpoint(kvh_tracer *t) {
   /* no checkpoint_dir configured: refused with a message, not a crash */
   kvh_status st = kvh_checkpoint(t);
@@ -1047,12 +1186,12 @@ static void test_fork(kvh_tracer *t) {
     CHILD(kvh_allocate(t, &d, &h));
     CHILD(kvh_sanitize(t, h, NULL, &cov));
     CHILD(kvh_free(t, h));
-    CHILD(kvh_config_init(&cfg));
+    CHILD(kvh_config_init(&cfg, sizeof cfg));
     CHILD(kvh_tracer_open(NULL, &t2));
     CHILD(kvh_metrics_json(t, NULL, 0, NULL));
     CHILD(kvh_log_flush(t));
     CHILD(kvh_tracer_close(t));
-    CHILD(kvh_sanitize_opts_init(NULL));
+    CHILD(kvh_sanitize_opts_init(NULL, sizeof(kvh_sanitize_opts)));
     if (strcmp(kvh_status_str(KVH_E_FORKED), "KVH_E_FORKED") != 0 ||
         strcmp(kvh_version(), "1.0.0") != 0)
       bad++;
@@ -1088,7 +1227,7 @@ static int panic_child(void) {
     fprintf(stderr, "panic child: after panic -> %s (%s)\n", kvh_status_str(s), kvh_last_error());
     bad++;
   }
-  if (kvh_config_init(&cfg) != KVH_E_POISONED) bad++;
+  if (kvh_config_init(&cfg, sizeof cfg) != KVH_E_POISONED) bad++;
   kvh_tracer *t;
   if (kvh_tracer_open(NULL, &t) != KVH_E_POISONED) bad++;
   if (strcmp(kvh_version(), "1.0.0") != 0) bad++;
@@ -1183,6 +1322,7 @@ int main(int argc, char **argv) {
   test_threads(t);
   test_checkpoint(t);
   test_close_race();
+  test_forward_secure();
   test_fork(t);
   /* after all of the bad input above, both logs still verify */
   test_log_verify(t, "main.log", NULL, 200);

@@ -77,7 +77,7 @@ int main(void) {
   if (!mkdtemp(dir)) return 1;
   snprintf(path, sizeof path, "%s/cuda.log", dir);
   kvh_config cfg;
-  kvh_config_init(&cfg);
+  kvh_config_init(&cfg, sizeof cfg);
   cfg.log_path = path;
   kvh_tracer *t;
   EXPECT(kvh_tracer_open(&cfg, &t), KVH_OK);
@@ -94,7 +94,7 @@ int main(void) {
   EXPECT(kvh_allocate(t, &d, &h), KVH_OK);
   EXPECT(kvh_mark_in_use(t, h, "tenantA"), KVH_OK);
   kvh_sanitize_opts o;
-  kvh_sanitize_opts_init(&o);
+  kvh_sanitize_opts_init(&o, sizeof o);
   o.verify = KVH_VERIFY_FULL;
   EXPECT(kvh_sanitize(t, h, &o, &cov), KVH_OK);
   CHECK(cov == 100.0, "device coverage %f", cov);

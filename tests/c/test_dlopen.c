@@ -21,7 +21,8 @@ int main(int argc, char **argv) {
   int failed = 0;
   const char *(*version)(void) = (const char *(*)(void))dlsym(h, "kvh_version");
   uint32_t (*number)(void) = (uint32_t(*)(void))dlsym(h, "kvh_version_number");
-  kvh_status (*cinit)(kvh_config *) = (kvh_status(*)(kvh_config *))dlsym(h, "kvh_config_init");
+  kvh_status (*cinit)(kvh_config *, size_t) =
+      (kvh_status(*)(kvh_config *, size_t))dlsym(h, "kvh_config_init");
   if (!version || !number || !cinit) {
     fprintf(stderr, "public symbols missing\n");
     return 1;
@@ -31,7 +32,7 @@ int main(int argc, char **argv) {
     failed++;
   }
   kvh_config cfg;
-  if (cinit(&cfg) != KVH_OK || cfg.struct_size != sizeof cfg) {
+  if (cinit(&cfg, sizeof cfg) != KVH_OK || cfg.struct_size != sizeof cfg) {
     fprintf(stderr, "kvh_config_init through dlsym failed\n");
     failed++;
   }

@@ -119,11 +119,34 @@ TEST_F(Errors, BadStructSizes) {
   // The *_init helpers set struct_size themselves.
   kvh_config c{};
   c.struct_size = 1;
-  ASSERT_EQ(kvh_config_init(&c), KVH_OK);
+  ASSERT_EQ(kvh_config_init(&c, sizeof c), KVH_OK);
   EXPECT_EQ(c.struct_size, sizeof(kvh_config));
   kvh_sanitize_opts so{};
-  ASSERT_EQ(kvh_sanitize_opts_init(&so), KVH_OK);
+  ASSERT_EQ(kvh_sanitize_opts_init(&so, sizeof so), KVH_OK);
   EXPECT_EQ(so.struct_size, sizeof(kvh_sanitize_opts));
+  // ...and refuse a size they do not know, writing nothing.
+  kvh_config small{};
+  small.struct_size = 77;
+  EXPECT_EQ(kvh_config_init(&small, sizeof small - 8), KVH_E_STRUCT_SIZE);
+  EXPECT_EQ(small.struct_size, 77u);
+}
+
+// Forward-secure MAC settings reach the C structs; a state file that does not
+// exist is an error naming it, not a tracer that silently uses no MAC.
+TEST(ForwardSecure, OptionsMapToTheCStructs) {
+  kvh::LogVerifyOptions vo;
+  vo.fs_key("kvh-fs1:00:0:1", 1234);
+  const kvh_verify_opts o = vo.capi();  // points into vo: keep it alive
+  ASSERT_NE(o.fs_verify_key, nullptr);
+  EXPECT_STREQ(o.fs_verify_key, "kvh-fs1:00:0:1");
+  EXPECT_EQ(o.fs_now_unix, 1234);
+  EXPECT_EQ(kvh::LogVerifyOptions().capi().fs_verify_key, nullptr);
+  TempDir dir;
+  const std::string missing = dir.file("absent.state");
+  kvh::Result<kvh::Tracer> r =
+      kvh::Tracer::try_open(kvh::Config().log_path(dir.file("kv.log")).fs_state_path(missing));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("absent.state"), std::string::npos) << r.message();
 }
 
 TEST_F(Errors, RawNullArguments) {

@@ -333,7 +333,7 @@ TEST(Tracer, AdoptTakesOwnershipOfARawTracer) {
   TempDir d;
   kvh_config c{};
   c.struct_size = sizeof c;
-  ASSERT_EQ(kvh_config_init(&c), KVH_OK);
+  ASSERT_EQ(kvh_config_init(&c, sizeof c), KVH_OK);
   const std::string log = d.file("kv.log");
   c.log_path = log.c_str();
   kvh_tracer *raw = nullptr;

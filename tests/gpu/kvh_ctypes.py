@@ -38,7 +38,7 @@ class Config(ctypes.Structure):
                 ("checkpoint_every_records", c_u32), ("checkpoint_every_ms", c_u32),
                 ("metrics_tenant_labels", c_i32), ("retention", c_i32),
                 ("retention_days", ctypes.c_double), ("max_rotated", c_i32),
-                ("archive_dir", c_char_p)]
+                ("archive_dir", c_char_p), ("fs_state_path", c_char_p)]
 
 
 class AllocDesc(ctypes.Structure):
@@ -83,7 +83,7 @@ class Lib:
         d.kvh_status_str.argtypes = [c_i32]
         P = ctypes.POINTER
         sig = {
-            "kvh_config_init": [P(Config)],
+            "kvh_config_init": [P(Config), c_size],
             "kvh_tracer_open": [P(Config), P(ctypes.c_void_p)],
             "kvh_tracer_close": [ctypes.c_void_p],
             "kvh_allocate": [ctypes.c_void_p, P(AllocDesc), P(c_u64)],
@@ -118,7 +118,7 @@ class Tracer:
         self.lib = lib
         cfg = Config()
         cfg.struct_size = ctypes.sizeof(Config)
-        lib.call("kvh_config_init", ctypes.byref(cfg))
+        lib.call("kvh_config_init", ctypes.byref(cfg), ctypes.sizeof(cfg))
         self._log = os.path.join(str(log_dir), "kv_cache.log").encode()
         cfg.log_path = self._log
         cfg.fsync_policy = 1  # none: tests, not durability

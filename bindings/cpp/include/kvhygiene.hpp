@@ -538,6 +538,9 @@ class Config {
     archive_dir_ = std::move(archive_dir);
     return *this;
   }
+  /// Forward-secure MAC: the sealing-key state file from `kvgate fs-keygen`
+  /// (exclusive with hmac_key). Each epoch's key is overwritten by the next.
+  Config &fs_state_path(std::string path) { fs_state_path_ = std::move(path); return *this; }
   /// Overrides struct_size (tests of the library's KVH_E_STRUCT_SIZE check).
   Config &struct_size_override(uint32_t n) { struct_size_ = n; return *this; }
 
@@ -547,7 +550,7 @@ class Config {
     if (out == nullptr) return Status::failure(KVH_E_NULL_ARG, "kvh::Config::fill: out is null");
     *out = kvh_config{};
     out->struct_size = sizeof(kvh_config);
-    const status_t st = kvh_config_init(out);
+    const status_t st = kvh_config_init(out, sizeof *out);
     if (st != KVH_OK) return Status::from_last(st);
     if (log_path_) out->log_path = log_path_->c_str();
     if (hmac_key_) {
@@ -582,12 +585,14 @@ class Config {
       out->max_rotated = max_rotated_;
       if (!archive_dir_.empty()) out->archive_dir = archive_dir_.c_str();
     }
+    if (fs_state_path_) out->fs_state_path = fs_state_path_->c_str();
     if (struct_size_) out->struct_size = *struct_size_;
     return Status();
   }
 
  private:
-  std::optional<std::string> log_path_, hmac_key_, hmac_key_id_, checkpoint_dir_, checkpoint_key_path_;
+  std::optional<std::string> log_path_, hmac_key_, hmac_key_id_, checkpoint_dir_, checkpoint_key_path_,
+      fs_state_path_;
   std::optional<double> coverage_threshold_, default_ttl_;
   bool no_default_ttl_ = false;
   std::optional<uint64_t> max_log_bytes_;
@@ -813,6 +818,15 @@ class LogVerifyOptions {
     public_key_ = std::move(public_key);
     return *this;
   }
+  /// A forward-secure log: the verification key text (`kvgate fs-keygen`) and,
+  /// when not 0, the verifier's time in Unix seconds, from which every epoch
+  /// that ended more than one epoch earlier must be sealed (detects a log cut
+  /// back to an earlier epoch).
+  LogVerifyOptions &fs_key(std::string verify_key, int64_t now_unix = 0) {
+    fs_key_ = std::move(verify_key);
+    fs_now_ = now_unix;
+    return *this;
+  }
   kvh_verify_opts capi() const noexcept {
     kvh_verify_opts o{};
     o.struct_size = sizeof(kvh_verify_opts);
@@ -821,12 +835,15 @@ class LogVerifyOptions {
     o.hmac_key_len = key_ ? key_->size() : 0;
     o.checkpoint_dir = checkpoint_dir_ ? checkpoint_dir_->c_str() : nullptr;
     o.public_key = public_key_ ? public_key_->c_str() : nullptr;
+    o.fs_verify_key = fs_key_ ? fs_key_->c_str() : nullptr;
+    o.fs_now_unix = fs_now_;
     return o;
   }
 
  private:
   bool all_ = false;
-  std::optional<std::string> key_, checkpoint_dir_, public_key_;
+  int64_t fs_now_ = 0;
+  std::optional<std::string> key_, checkpoint_dir_, public_key_, fs_key_;
 };
 
 /// Verify a forensic log file (all rotated files with all_files()).

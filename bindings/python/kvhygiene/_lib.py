@@ -111,6 +111,7 @@ class kvh_config(ctypes.Structure):
         ("retention_days", ctypes.c_double),
         ("max_rotated", ctypes.c_int32),
         ("archive_dir", ctypes.c_char_p),
+        ("fs_state_path", ctypes.c_char_p),
     ]
 
     def __init__(self, *args: Any, **kw: Any) -> None:
@@ -232,6 +233,8 @@ class kvh_verify_opts(ctypes.Structure):
         ("hmac_key_len", ctypes.c_size_t),
         ("checkpoint_dir", ctypes.c_char_p),
         ("public_key", ctypes.c_char_p),
+        ("fs_verify_key", ctypes.c_char_p),
+        ("fs_now_unix", ctypes.c_int64),
     ]
 
     def __init__(self, *args: Any, **kw: Any) -> None:
@@ -249,14 +252,14 @@ _cp = ctypes.c_char_p
 
 # (name, argtypes, index of the handle argument or None). All return kvh_status.
 _STATUS_FUNCS: List[Tuple[str, List[Any], Optional[int]]] = [
-    ("kvh_config_init", [ctypes.POINTER(kvh_config)], None),
+    ("kvh_config_init", [ctypes.POINTER(kvh_config), ctypes.c_size_t], None),
     ("kvh_tracer_open", [ctypes.POINTER(kvh_config), ctypes.POINTER(_tracer_p)], None),
     ("kvh_tracer_close", [_tracer_p], None),
     ("kvh_allocate", [_tracer_p, ctypes.POINTER(kvh_alloc_desc), _u64p], None),
     ("kvh_bind", [_tracer_p, _u64, _cp, _cp], 1),
     ("kvh_mark_in_use", [_tracer_p, _u64, _cp], 1),
     ("kvh_mark_reuse", [_tracer_p, _u64, _cp], 1),
-    ("kvh_sanitize_opts_init", [ctypes.POINTER(kvh_sanitize_opts)], None),
+    ("kvh_sanitize_opts_init", [ctypes.POINTER(kvh_sanitize_opts), ctypes.c_size_t], None),
     ("kvh_sanitize", [_tracer_p, _u64, ctypes.POINTER(kvh_sanitize_opts), _dblp], 1),
     (
         "kvh_sanitize_many",

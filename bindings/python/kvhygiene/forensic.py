@@ -41,10 +41,15 @@ def log_verify(
     all_files: bool = False,
     checkpoint_dir: Optional[str] = None,
     public_key: Optional[str] = None,
+    fs_verify_key: Optional[str] = None,
+    fs_now: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Run kvh_log_verify; returns the library's report dict
     ``{"ok", "records", "failures": [{"file", "line", "reason", ...}]}``.
-    ``hmac_secret`` is used as given (no environment lookup)."""
+    ``hmac_secret`` is used as given (no environment lookup). A forward-secure
+    log is checked with ``fs_verify_key`` (the text from ``kvgate fs-keygen``)
+    and, with ``fs_now`` (Unix seconds, e.g. ``time.time()``), every epoch that
+    ended more than one epoch before it must be sealed."""
     lib = L.load()
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -59,6 +64,10 @@ def log_verify(
         o.checkpoint_dir = os.fspath(checkpoint_dir).encode("utf-8")
     if public_key is not None:
         o.public_key = public_key.encode("utf-8")
+    if fs_verify_key is not None:
+        o.fs_verify_key = fs_verify_key.strip().encode("utf-8")
+    if fs_now is not None:
+        o.fs_now_unix = int(fs_now)
     ok = ctypes.c_int32()
     recs = ctypes.c_uint64()
     n = ctypes.c_size_t()

@@ -159,7 +159,9 @@ class CacheTracer:
     ``checkpoint_dir`` / ``checkpoint_key_path``; retention of rotated log files by
     the tracer itself (it holds the log's lock): ``retention_days`` (age limit),
     ``max_rotated`` (count limit, 0 = keep none) and ``archive_dir`` — each removal
-    is declared by a ``prune`` record first.
+    is declared by a ``prune`` record first. ``fs_state_path``: the forward-secure
+    MAC's state file from ``kvgate fs-keygen`` (exclusive with ``hmac_secret``):
+    each epoch's key is overwritten by the next and every epoch is sealed.
 
     Use as a context manager or call :meth:`close`.
     """
@@ -187,6 +189,7 @@ class CacheTracer:
         retention_days: Optional[float] = None,
         max_rotated: Optional[int] = None,
         archive_dir: Optional[str] = None,
+        fs_state_path: Optional[str] = None,
     ) -> None:
         self._t: Optional[int] = None  # set last, so __del__ after a failed __init__ is a no-op
         self._pid = os.getpid()
@@ -202,7 +205,7 @@ class CacheTracer:
         os.makedirs(parent, exist_ok=True)
 
         cfg = L.kvh_config()
-        lib.kvh_config_init(ctypes.byref(cfg))  # env defaults; KVH_E_CONFIG names a bad variable
+        lib.kvh_config_init(ctypes.byref(cfg), ctypes.sizeof(cfg))  # env defaults; KVH_E_CONFIG names a bad variable
         keep: List[Any] = []  # bytes referenced by cfg for the duration of open
 
         def setstr(field: str, val: Optional[str]) -> None:
@@ -250,6 +253,8 @@ class CacheTracer:
             cfg.sweep_interval_ms = int(sweep_interval_ms)
         setstr("checkpoint_dir", checkpoint_dir)
         setstr("checkpoint_key_path", checkpoint_key_path)
+        if fs_state_path is not None:
+            setstr("fs_state_path", os.fspath(fs_state_path))
         if retention_days is not None or max_rotated is not None:
             cfg.retention = 1
             cfg.retention_days = float(retention_days or 0.0)
