@@ -111,9 +111,11 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 			return 0, errorf(StatusInvalidArg, "device_ordinal %d must be 0 on the CPU", d.Ordinal)
 		}
 		if d.Ptr == 0 && d.NBytes > 0 {
-			var err error
-			if mem, err = mapHost(d.NBytes); err != nil {
-				return 0, err
+			if mem = t.hostCache.get(d.NBytes); mem == nil {
+				var err error
+				if mem, err = mapHost(d.NBytes); err != nil {
+					return 0, err
+				}
 			}
 		}
 	case DeviceCUDA:
@@ -151,6 +153,7 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 	s.ttlBase = now
 	s.reuse = 0
 	s.coverage = 0
+	s.handleV = h.String()
 	s.tenantV = t.intern(d.Tenant)
 	s.requestV = d.Request
 	s.modelV = t.intern(d.Model)
@@ -193,7 +196,7 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 	} else {
 		shape = append([]int64(nil), shape...)
 	}
-	fs := make([]forensic.Field, 0, 20)
+	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs,
 		forensic.Field{Key: "device", Value: deviceName(s.device, s.ordinal)},
@@ -243,7 +246,7 @@ func (t *Tracer) checkTenant(h Handle, s *slot, tenant, op string) error {
 	if tenant == "" || tenant == s.tenant() {
 		return nil
 	}
-	fs := make([]forensic.Field, 0, 8)
+	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs,
 		forensic.Field{Key: "attacker_tenant", Value: tenant},
@@ -268,7 +271,7 @@ func (t *Tracer) quarantineLocked(h Handle, s *slot, cat uint8, reason string) e
 	s.qreason = cat
 	s.flags &^= fVerifiedSinceQ
 	t.m.quarantine(cat)
-	fs := make([]forensic.Field, 0, 5)
+	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs, forensic.Field{Key: "reason", Value: reason})
 	return t.append("quarantine", fs)
@@ -327,7 +330,7 @@ func (t *Tracer) Bind(h Handle, tenant, streamID string) error {
 		s.state = StateBound
 	}
 	s.streamID = streamID
-	fs := make([]forensic.Field, 0, 5)
+	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs, forensic.Field{Key: "stream_id", Value: optString(streamID)})
 	return t.append("bind", fs)
@@ -375,7 +378,7 @@ func (t *Tracer) MarkInUse(h Handle, tenant string) error {
 	if t.cfg.TTLMode == TTLFromLastUse {
 		s.ttlBase = now
 	}
-	fs := make([]forensic.Field, 0, 4)
+	fs := make([]forensic.Field, 0, 24)
 	return t.append("write", baseFields(fs, h, s))
 }
 
@@ -393,7 +396,7 @@ func (t *Tracer) MarkReuse(h Handle, tenant string) error {
 	defer s.mu.Unlock()
 	s.reuse++
 	t.m.reuse.Add(1)
-	fs := make([]forensic.Field, 0, 6)
+	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs,
 		forensic.Field{Key: "reuse_count", Value: s.reuse},
@@ -491,12 +494,12 @@ func (t *Tracer) sanitize(h Handle, p sanPlan, o SanitizeOpts) (float64, error) 
 	}
 	s.flags |= fBusy
 	start := t.now()
-	fs := make([]forensic.Field, 0, 8)
+	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs,
 		forensic.Field{Key: "device", Value: "cpu"},
 		forensic.Field{Key: "stream_id", Value: optString(s.streamID)},
-		forensic.Field{Key: "verify", Value: p.verify.String()},
+		forensic.Field{Key: "verify", Value: p.verify.value()},
 		forensic.Field{Key: "double_pass", Value: p.doublePass},
 	)
 	lerr := t.append("sanitize_start", fs)
@@ -598,13 +601,13 @@ func (t *Tracer) finishSanitize(h Handle, s *slot, r verifyResult, mode VerifyMo
 	if r.samples == nil {
 		samples = noSamples
 	}
-	fs := make([]forensic.Field, 0, 12)
+	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs,
 		forensic.Field{Key: "coverage_pct", Value: r.coverage},
 		forensic.Field{Key: "duration_ms", Value: float64(dur) / 1e6},
 		forensic.Field{Key: "verify_samples", Value: samples},
-		forensic.Field{Key: "verify", Value: mode.String()},
+		forensic.Field{Key: "verify", Value: mode.value()},
 	)
 	if r.hasNonce {
 		fs = append(fs, forensic.Field{Key: "verify_nonce", Value: r.nonce})
@@ -786,7 +789,7 @@ func (t *Tracer) ReleaseQuarantine(h Handle, reason string) error {
 	s.state = StateSanitized
 	s.qreason = qNone
 	s.flags &^= fVerifiedSinceQ
-	fs := make([]forensic.Field, 0, 6)
+	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs,
 		forensic.Field{Key: "reason", Value: reason},
@@ -841,14 +844,17 @@ func (t *Tracer) Free(h Handle) error {
 		if testHookBeforeUnmap != nil {
 			testHookBeforeUnmap(m.data)
 		}
-		m.release()
+		m.prevHandle, m.prevTenant = h, s.tenantV
+		if !t.hostCache.put(m) {
+			m.release()
+		}
 	}
 	s.state = StateFreed
 	s.ext = nil
 	t.m.freed(s.coverage)
-	fs := make([]forensic.Field, 0, 4)
+	fs := make([]forensic.Field, 0, 24)
 	err = t.append("free", baseFields(fs, h, s))
-	s.tenantV, s.requestV, s.modelV, s.streamID = nil, nil, nil, ""
+	s.handleV, s.tenantV, s.requestV, s.modelV, s.streamID = nil, nil, nil, nil, ""
 	freed = true
 	return err
 }

@@ -41,6 +41,18 @@ func (v VerifyMode) String() string {
 	return "default"
 }
 
+// verifyModeValues holds the mode names boxed once: a record's "verify"
+// field then costs no allocation.
+var verifyModeValues = [...]any{"default", "none", "sampled", "full"}
+
+// value returns the mode's name as a record field value.
+func (v VerifyMode) value() any {
+	if v >= 0 && int(v) < len(verifyModeValues) {
+		return verifyModeValues[v]
+	}
+	return v.String()
+}
+
 // TTLMode is kvh_ttl_mode.
 type TTLMode int32
 

@@ -167,7 +167,7 @@ func (t *Tracer) sanitizeCUDA(h Handle, s *slot, p sanPlan) (float64, error) {
 	fs = append(fs,
 		fieldDevice(s), fieldStreamID(s),
 		fieldKV("stream", p.stream),
-		fieldKV("verify", p.verify.String()),
+		fieldKV("verify", p.verify.value()),
 		fieldKV("double_pass", p.doublePass),
 		fieldKV("async", p.async),
 	)
@@ -308,7 +308,7 @@ func (t *Tracer) sanitizeBatchCUDA(items []cudaBatchItem, p sanPlan, ordinal int
 		s.flags |= fBusy
 		fs := baseFields(nil, it.h, s)
 		fs = append(fs, fieldDevice(s), fieldStreamID(s), fieldKV("stream", stream),
-			fieldKV("verify", p.verify.String()), fieldKV("double_pass", p.doublePass), fieldKV("batch", len(items)))
+			fieldKV("verify", p.verify.value()), fieldKV("double_pass", p.doublePass), fieldKV("batch", len(items)))
 		errs[it.i] = t.append("sanitize_start", fs)
 		if s.nbytes > 0 {
 			ranges = append(ranges, cudazero.Range{Ptr: s.ptr, Len: s.nbytes})

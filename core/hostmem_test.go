@@ -79,7 +79,7 @@ func TestLibraryOwnedMemory(t *testing.T) {
 	require.NoError(t, tr.Free(h))
 	require.Len(t, seen, n)
 	require.True(t, allZero(seen), "library-owned memory zeroized before unmap")
-	require.Equal(t, "", mapsPerm(t, info.Ptr), "unmapped")
+	require.True(t, strings.HasPrefix(mapsPerm(t, info.Ptr), "rw"), "parked for reuse")
 
 	rs := readLog(t, tr, path)
 	a := rs[0]
@@ -101,4 +101,103 @@ func TestLibraryOwnedReleasedOnClose(t *testing.T) {
 	require.NotEmpty(t, mapsPerm(t, p))
 	require.NoError(t, tr.Close())
 	require.Equal(t, "", mapsPerm(t, p))
+}
+
+// A freed mapping is parked inaccessible and handed out again, proven zero
+// over all of its pages, to the next allocation of the same page count.
+func TestLibraryOwnedReuse(t *testing.T) {
+	tr, path := newTracer(t, nil)
+	pg := pageSize()
+	const n = 10000
+	alloc := func(n uint64, tenant string) (Handle, []byte) {
+		h, err := tr.Allocate(AllocDesc{NBytes: n, Tenant: tenant, Request: "r", Model: "m"})
+		require.NoError(t, err)
+		p := mustInfo(t, tr, h).Ptr
+		return h, unsafe.Slice((*byte)(cpuzero.Ptr(uintptr(p))), (n+pg-1)/pg*pg)
+	}
+	h1, pages := alloc(n, "tenant-a")
+	for i := range pages { // the caller writes past nbytes, inside its last page
+		pages[i] = 0xA5
+	}
+	_, err := tr.Sanitize(h1, SanitizeOpts{})
+	require.NoError(t, err)
+	require.NoError(t, tr.Free(h1))
+	p1 := uint64(uintptr(unsafe.Pointer(&pages[0])))
+
+	h2, pages2 := alloc(n-100, "tenant-b") // same page count: reused
+	require.Equal(t, p1, uint64(uintptr(unsafe.Pointer(&pages2[0]))))
+	require.True(t, strings.HasPrefix(mapsPerm(t, p1), "rw"))
+	require.True(t, allZero(pages2), "no byte of tenant-a reaches tenant-b")
+	require.Equal(t, n-100, int(mustInfo(t, tr, h2).NBytes))
+	_, err = tr.Sanitize(h2, SanitizeOpts{})
+	require.NoError(t, err)
+	require.NoError(t, tr.Free(h2))
+
+	// another page count gets a fresh mapping
+	h3, pages3 := alloc(5*pg, "tenant-c")
+	require.NotEqual(t, p1, uint64(uintptr(unsafe.Pointer(&pages3[0]))))
+	_, err = tr.Sanitize(h3, SanitizeOpts{})
+	require.NoError(t, err)
+	require.NoError(t, tr.Free(h3))
+
+	// a parked mapping that no longer reads back zero is never handed out
+	c := &tr.hostCache
+	c.mu.Lock()
+	parked := c.free[5*pg][0]
+	c.mu.Unlock()
+	body := parked.body()
+	body[5] = 1 // a write through tenant-c's stale pointer after its free
+	body[4000] = 2
+	h4, pages4 := alloc(5*pg, "tenant-d")
+	require.True(t, allZero(pages4), "a fresh mapping (the kernel may place it at the same address)")
+	c.mu.Lock()
+	require.Empty(t, c.free[5*pg], "the dirty mapping left the cache")
+	c.mu.Unlock()
+	rs := readLog(t, tr, path)
+	var waf []record
+	for _, r := range rs {
+		if r["event_type"] == "isolation_violation" {
+			waf = append(waf, r)
+		}
+	}
+	require.Len(t, waf, 1)
+	require.Equal(t, "write_after_free", waf[0]["operation"])
+	require.Equal(t, h3.String(), waf[0]["handle"])
+	require.Equal(t, "tenant-c", waf[0]["target_tenant"])
+	require.Equal(t, 2.0, waf[0]["nonzero_bytes"])
+	_, err = tr.Sanitize(h4, SanitizeOpts{})
+	require.NoError(t, err)
+	require.NoError(t, tr.Free(h4))
+
+	// too large to park: unmapped on free
+	h5, pages5 := alloc(hostCacheMaxMapping+1, "tenant-e")
+	_, err = tr.Sanitize(h5, SanitizeOpts{})
+	require.NoError(t, err)
+	require.NoError(t, tr.Free(h5))
+	require.Equal(t, "", mapsPerm(t, uint64(uintptr(unsafe.Pointer(&pages5[0])))))
+
+	// Close unmaps what is parked
+	require.NoError(t, tr.Close())
+	require.Equal(t, "", mapsPerm(t, p1))
+}
+
+// The parked bytes are bounded.
+func TestHostCacheBound(t *testing.T) {
+	var c hostCache
+	var ms []*hostMem
+	defer func() {
+		c.drain()
+		for _, m := range ms {
+			m.release()
+		}
+	}()
+	for i := 0; i < hostCacheMaxBytes/hostCacheMaxMapping+2; i++ {
+		m, err := mapHost(hostCacheMaxMapping)
+		require.NoError(t, err)
+		if !c.put(m) {
+			ms = append(ms, m)
+		}
+	}
+	require.Equal(t, uint64(hostCacheMaxBytes), c.bytes)
+	require.Len(t, ms, 2)
 }

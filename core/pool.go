@@ -479,7 +479,7 @@ func (t *Tracer) completeRelease(p *pool, ids, bad []uint32, total, nonzero uint
 		forensic.Field{Key: "bytes", Value: total},
 		forensic.Field{Key: "coverage_pct", Value: cov},
 		forensic.Field{Key: "duration_ms", Value: float64(dur) / 1e6},
-		forensic.Field{Key: "verify", Value: mode.String()},
+		forensic.Field{Key: "verify", Value: mode.value()},
 	)
 	if len(bad) > 0 {
 		fs = append(fs, forensic.Field{Key: "quarantined_blocks", Value: bad}, forensic.Field{Key: "nonzero_bytes", Value: nonzero})

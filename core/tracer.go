@@ -31,7 +31,8 @@ type Tracer struct {
 	opMu   sync.RWMutex
 	closed atomic.Bool
 
-	reg registry
+	reg       registry
+	hostCache hostCache // freed library-owned mappings, proven zero, for reuse
 
 	poolMu    sync.RWMutex
 	pools     map[uint32]*pool
@@ -112,6 +113,7 @@ func Open(cfg Config) (*Tracer, error) {
 		return nil, errorf(StatusLog, "core: open forensic log %s: %v", cfg.LogPath, err)
 	}
 	t.w = w
+	t.hostCache.onDirty = t.writeAfterFree
 	if cfg.Registerer != nil {
 		if err := t.m.registerTo(cfg.Registerer); err != nil {
 			_ = w.Close()
@@ -201,6 +203,7 @@ func (t *Tracer) Close() error {
 			s.ext.mem = nil
 		}
 	})
+	t.hostCache.drain()
 	t.poolMu.Lock()
 	for _, p := range t.pools {
 		p.mu.Lock()
@@ -318,8 +321,12 @@ func deviceName(dev uint8, ordinal int32) any {
 
 // baseFields appends the seed's common fields.
 func baseFields(fs []forensic.Field, h Handle, s *slot) []forensic.Field {
+	hv := s.handleV
+	if hv == nil {
+		hv = h.String()
+	}
 	return append(fs,
-		forensic.Field{Key: "handle", Value: h.String()},
+		forensic.Field{Key: "handle", Value: hv},
 		forensic.Field{Key: "tenant_id", Value: s.tenantV},
 		forensic.Field{Key: "request_id", Value: s.requestV},
 		forensic.Field{Key: "model_id", Value: s.modelV},
