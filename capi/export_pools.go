@@ -132,6 +132,29 @@ func kvhgo_pool_release(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t,
 	return ret(fn, err)
 }
 
+//export kvhgo_pool_release_quarantine
+func kvhgo_pool_release_quarantine(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t, reason *C.char, out *C.double) (st C.kvh_status) {
+	const fn = "kvh_pool_release_quarantine"
+	defer recoverPanic(fn, &st, faultsPanic())
+	t, p, err := poolOf(tracer, pool)
+	if err != nil {
+		return ret(fn, err)
+	}
+	bs, err := blocksFromC(blocks, n)
+	if err != nil {
+		return ret(fn, err)
+	}
+	why, err := idArg("reason", readID(reason), true)
+	if err != nil {
+		return ret(fn, err)
+	}
+	cov, err := t.PoolReleaseQuarantine(p, bs, why)
+	if err == nil && out != nil {
+		*out = C.double(cov)
+	}
+	return ret(fn, err)
+}
+
 //export kvhgo_pool_sync
 func kvhgo_pool_sync(tracer, pool C.uint64_t, out *C.double) (st C.kvh_status) {
 	const fn = "kvh_pool_sync"

@@ -149,6 +149,13 @@ kvh_status kvh_pool_release(kvh_tracer *tracer, uint64_t pool, const uint32_t *b
                             out_coverage);
 }
 
+kvh_status kvh_pool_release_quarantine(kvh_tracer *tracer, uint64_t pool, const uint32_t *blocks,
+                                       size_t n, const char *reason, double *out_coverage) {
+  KVHC_ENTER("kvh_pool_release_quarantine");
+  return kvhgo_pool_release_quarantine(KVHC_TOKEN(tracer), pool, (uint32_t *)blocks, n,
+                                       (char *)reason, out_coverage);
+}
+
 kvh_status kvh_pool_sync(kvh_tracer *tracer, uint64_t pool, double *out_min_coverage) {
   KVHC_ENTER("kvh_pool_sync");
   return kvhgo_pool_sync(KVHC_TOKEN(tracer), pool, out_min_coverage);

@@ -60,6 +60,7 @@ type poolPending struct {
 	blocks []uint32
 	bytes  uint64
 	start  int64
+	verify VerifyMode
 }
 
 type pool struct {
@@ -433,19 +434,21 @@ func (t *Tracer) PoolRelease(ph PoolHandle, ids []uint32, async bool) (float64, 
 			return 0, errorf(StatusState, "pool_release: block %d is not assigned (state %s); only assigned blocks can be released", b, blockStateNames[st])
 		}
 	}
-	return t.releaseLocked(p, slices.Clone(ids), async)
+	return t.releaseLocked(p, slices.Clone(ids), async, p.verify)
 }
 
-func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool) (float64, error) {
+// releaseLocked zeroizes blocks ids of p (locked) and verifies them with
+// mode; async leaves a CUDA release pending for PoolSync.
+func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool, mode VerifyMode) (float64, error) {
 	start := t.now()
 	if p.device == DeviceCUDA {
 		// One pool-shaped launch: the region table and the block ids go to
 		// the device, not one range per (block, region).
-		op, total, err := t.poolReleaseCUDAShaped(p, ids, p.verify != VerifyNone)
+		op, total, err := t.poolReleaseCUDAShaped(p, ids, mode != VerifyNone)
 		if err != nil {
 			return 0, err
 		}
-		pd := &poolPending{op: op, blocks: ids, bytes: total, start: start}
+		pd := &poolPending{op: op, blocks: ids, bytes: total, start: start, verify: mode}
 		for _, b := range ids {
 			p.blocks[b].state = bReleasing
 		}
@@ -455,7 +458,7 @@ func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool) (float64, erro
 		}
 		return t.finishPoolCUDA(p, pd)
 	}
-	return t.releaseCPU(p, ids, start)
+	return t.releaseCPU(p, ids, start, mode)
 }
 
 // completeRelease updates block states, metrics and logs pool_release (p
@@ -504,14 +507,14 @@ func (t *Tracer) finishPoolCUDA(p *pool, pd *poolPending) (float64, error) {
 	}
 	if err != nil {
 		// nothing proven: every block is quarantined
-		_, _ = t.completeRelease(p, pd.blocks, pd.blocks, pd.bytes, pd.bytes, p.verify, t.now()-pd.start)
+		_, _ = t.completeRelease(p, pd.blocks, pd.blocks, pd.bytes, pd.bytes, pd.verify, t.now()-pd.start)
 		return 0, cudaErr("pool_release: wait", err)
 	}
 	var bad []uint32
 	if nz != 0 {
 		bad = pd.blocks // one count for the launch: cannot attribute, quarantine all
 	}
-	return t.completeRelease(p, pd.blocks, bad, pd.bytes, nz, p.verify, t.now()-pd.start)
+	return t.completeRelease(p, pd.blocks, bad, pd.bytes, nz, pd.verify, t.now()-pd.start)
 }
 
 // poolSyncLocked completes every async release of p; returns the first error.
@@ -578,7 +581,7 @@ func (t *Tracer) PoolUnregister(ph PoolHandle, force bool) error {
 		if !force {
 			return errorf(StatusState, "pool_unregister: %d block(s) still assigned or quarantined (first %d); release them or force", len(dirty), dirty[0])
 		}
-		if _, err := t.releaseLocked(p, dirty, false); err != nil {
+		if _, err := t.releaseLocked(p, dirty, false, p.verify); err != nil {
 			return err
 		}
 	}

@@ -26,18 +26,19 @@ import (
 // full bandwidth, and many pieces for the workers to share.
 const spanPiece = 4 << 20
 
-// releaseCPU zeroizes and verifies blocks ids of host pool p (locked).
-func (t *Tracer) releaseCPU(p *pool, ids []uint32, start int64) (float64, error) {
+// releaseCPU zeroizes blocks ids of host pool p (locked) and verifies them
+// with mode.
+func (t *Tracer) releaseCPU(p *pool, ids []uint32, start int64, mode VerifyMode) (float64, error) {
 	nr := len(p.regions)
 	var total uint64
 	for _, r := range p.regions {
 		total += r.BlockBytes * uint64(len(ids))
 	}
 	nz := make([]uint64, len(ids)*nr) // non-zero bytes per range, block-major: k*nr + r
-	if p.verify == VerifyFull {
+	if mode == VerifyFull {
 		t.releaseFull(p, ids, nz, total)
 	} else {
-		t.releaseStreamed(p, ids, nz, total)
+		t.releaseStreamed(p, ids, nz, total, mode == VerifySampled)
 	}
 	var bad []uint32
 	var nonzero uint64
@@ -51,7 +52,7 @@ func (t *Tracer) releaseCPU(p *pool, ids []uint32, start int64) (float64, error)
 			nonzero += s
 		}
 	}
-	return t.completeRelease(p, ids, bad, total, nonzero, p.verify, t.now()-start)
+	return t.completeRelease(p, ids, bad, total, nonzero, mode, t.now()-start)
 }
 
 // blockRange is the memory of block b in region r.
@@ -83,7 +84,7 @@ type streamPiece struct{ r, lo, hi int }
 // sampled verification, samples each piece right after zeroing it. The
 // sampler numbers the ranges region by region over the sorted block ids:
 // range index r*len(ids) + s for the s-th smallest block of the release.
-func (t *Tracer) releaseStreamed(p *pool, ids []uint32, nz []uint64, total uint64) {
+func (t *Tracer) releaseStreamed(p *pool, ids []uint32, nz []uint64, total uint64, sampled bool) {
 	nb, nr := len(ids), len(p.regions)
 	order := make([]int, nb) // positions in ids, by increasing block id
 	for i := range order {
@@ -108,7 +109,7 @@ func (t *Tracer) releaseStreamed(p *pool, ids []uint32, nz []uint64, total uint6
 		}
 	}
 	var sampler *cpuzero.RangeSampler
-	if p.verify == VerifySampled {
+	if sampled {
 		sampler = cpuzero.NewRangeSampler(t.key[:], sampleHandle(Handle(p.h), t.sanSeq.Add(1)))
 	}
 	res := make([]uint64, nb*nr) // sampled non-zero bytes by range index

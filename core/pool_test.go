@@ -272,3 +272,65 @@ func TestPoolReleaseSampledFailure(t *testing.T) {
 	require.NoError(t, tr.PoolAssign(p, []uint32{2, 4}, "b", "r2"))
 	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{3}, "b", "r2"))
 }
+
+// Quarantined blocks return to service only through a full scrub that
+// verifies, with a logged release_quarantine.
+func TestPoolReleaseQuarantine(t *testing.T) {
+	tr, path := newTracer(t, nil)
+	const nb, bb = 8, 4096
+	mem := region(t, 2*nb*bb, 0x33)
+	p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Model: "m", Verify: VerifySampled,
+		Regions: []PoolRegion{{addr(mem), bb, bb}, {addr(mem[nb*bb:]), bb, bb}}})
+	require.NoError(t, err)
+	require.NoError(t, tr.PoolAssign(p, []uint32{1, 2, 3}, "a", "r"))
+	// tenant b takes block 2 unsanitized: isolation violation, block quarantined
+	requireStatus(t, StatusIsolation, tr.PoolAssign(p, []uint32{2}, "b", "r2"))
+	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{2}, "b", "r2"))
+
+	// bad input: nothing happens
+	_, err = tr.PoolReleaseQuarantine(p, []uint32{1, 2}, "reviewed")
+	requireStatus(t, StatusState, err) // block 1 is assigned, not quarantined
+	_, err = tr.PoolReleaseQuarantine(p, []uint32{2}, "")
+	requireStatus(t, StatusInvalidID, err)
+	_, err = tr.PoolReleaseQuarantine(p, []uint32{2, 2}, "x")
+	requireStatus(t, StatusInvalidArg, err)
+	_, err = tr.PoolReleaseQuarantine(p, []uint32{nb}, "x")
+	requireStatus(t, StatusInvalidArg, err)
+	_, err = tr.PoolReleaseQuarantine(p+1, []uint32{2}, "x")
+	requireStatus(t, StatusUnknownHandle, err)
+	require.False(t, allZero(mem[2*bb:3*bb]), "nothing scrubbed by refused calls")
+
+	// a scrub that does not verify keeps the block quarantined
+	target := addr(mem[nb*bb+2*bb:])
+	testHookAfterZero = func(b []byte) {
+		if addr(b) == target {
+			b[7] = 9
+		}
+	}
+	_, err = tr.PoolReleaseQuarantine(p, []uint32{2}, "reviewed")
+	testHookAfterZero = nil
+	requireStatus(t, StatusVerify, err)
+	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{2}, "b", "r2"))
+
+	cov, err := tr.PoolReleaseQuarantine(p, []uint32{2}, "reviewed by oncall")
+	require.NoError(t, err)
+	require.Equal(t, 100.0, cov)
+	require.True(t, allZero(mem[2*bb:3*bb]) && allZero(mem[nb*bb+2*bb:nb*bb+3*bb]))
+	require.NoError(t, tr.PoolAssign(p, []uint32{2}, "b", "r2"), "clean block serves another tenant")
+	_, err = tr.PoolReleaseQuarantine(p, []uint32{2}, "again")
+	requireStatus(t, StatusState, err)
+
+	rs := readLog(t, tr, path)
+	var rq []record
+	for _, r := range rs {
+		if r["event_type"] == "release_quarantine" {
+			rq = append(rq, r)
+		}
+	}
+	require.Len(t, rq, 1)
+	require.Equal(t, []any{2.0}, rq[0]["blocks"])
+	require.Equal(t, "reviewed by oncall", rq[0]["reason"])
+	last := rs[len(rs)-3] // pool_release (full verify) before release_quarantine, then pool_assign
+	require.Equal(t, "pool_release", last["event_type"])
+	require.Equal(t, "full", last["verify"])
+}

@@ -417,6 +417,18 @@ KVH_API kvh_status kvh_pool_release(kvh_tracer *tracer, uint64_t pool, const uin
  * is the lowest coverage among them (100 if none). */
 KVH_API kvh_status kvh_pool_sync(kvh_tracer *tracer, uint64_t pool, double *out_min_coverage);
 
+/* Return quarantined blocks to service: zeroize every region of every
+ * listed block and verify every byte (whatever the pool's verify mode); the
+ * blocks that read back zero become free and one "release_quarantine" record
+ * names them with the reason (required), after the scrub's "pool_release".
+ * Blocks failing verification stay quarantined: KVH_E_VERIFY. A block that
+ * is not quarantined is KVH_E_STATE and nothing is done. A device pool's
+ * scrub is waited for. *out_coverage (may be NULL): coverage in percent, on
+ * success. blocks: borrowed, n ids. */
+KVH_API kvh_status kvh_pool_release_quarantine(kvh_tracer *tracer, uint64_t pool,
+                                               const uint32_t *blocks, size_t n,
+                                               const char *reason, double *out_coverage);
+
 /* Unregister the pool. Blocks still assigned or quarantined (both may hold a
  * tenant's data) make it fail with KVH_E_STATE unless force is non-zero, in
  * which case they are zeroized and verified first (one "pool_release"). */

@@ -761,6 +761,22 @@ static void test_pools(kvh_tracer *t) {
   CHECK(all_bytes(k + 3 * BB, BB, 0) && all_bytes(v + 3 * BB, BB, 0), "block 3 not zero");
   /* sanitized block 1 may go to tenantB now */
   EXPECT(kvh_pool_assign(t, pool, b1, 1, "tenantB", "req-2"), KVH_OK);
+  /* quarantined block 0 (the isolation violation above) returns to service only through a
+   * verified scrub with a reason */
+  EXPECT_MSG(kvh_pool_assign(t, pool, b0, 1, "tenantB", "req-2"), KVH_E_QUARANTINED, "quarantined");
+  EXPECT_MSG(kvh_pool_release_quarantine(t, pool, b1, 1, "ok", &cov), KVH_E_STATE, "not quarantined");
+  EXPECT_MSG(kvh_pool_release_quarantine(t, pool, b0, 1, NULL, &cov), KVH_E_NULL_ARG, "reason");
+  EXPECT_MSG(kvh_pool_release_quarantine(t, pool, b0, 1, "bad\nreason", &cov), KVH_E_INVALID_ID,
+             "reason");
+  EXPECT_MSG(kvh_pool_release_quarantine(t, pool, NULL, 1, "ok", &cov), KVH_E_NULL_ARG, "blocks");
+  EXPECT(kvh_pool_release_quarantine(t, pool + 1, b0, 1, "ok", &cov), KVH_E_UNKNOWN_HANDLE);
+  CHECK(all_bytes(k, BB, 0xEE), "refused calls scrubbed block 0");
+  cov = -1;
+  EXPECT(kvh_pool_release_quarantine(t, pool, b0, 1, "reviewed", &cov), KVH_OK);
+  CHECK(cov == 100.0 && all_bytes(k, BB, 0) && all_bytes(v, BB, 0),
+        "release_quarantine scrubbed block 0 (coverage %f)", cov);
+  EXPECT(kvh_pool_assign(t, pool, b0, 1, "tenantB", "req-4"), KVH_OK);
+  EXPECT(kvh_pool_release(t, pool, b0, 1, 0, NULL), KVH_OK);
   EXPECT(kvh_pool_sync(t, pool, &cov), KVH_OK);
   CHECK(cov == 100.0, "pool sync min coverage %f", cov);
   EXPECT(kvh_pool_unregister(t, pool, 0), KVH_E_STATE);

@@ -93,6 +93,20 @@ TEST_F(PoolTest, UnsanitizedBlockToAnotherTenantIsIsolationAllOrNothing) {
   EXPECT_NE(kvhtest::read_file(dir_.file("kv.log")).find("\"isolation_violation\""), std::string::npos);
 }
 
+TEST_F(PoolTest, QuarantinedBlockReturnsThroughAVerifiedScrub) {
+  pool_.assign({5u}, "tenant-a", "req-a");
+  kv_.fill(5, 0x42);
+  EXPECT_EQ(pool_.try_assign({5u}, "tenant-b", "req-b").status(), KVH_E_ISOLATION);
+  EXPECT_EQ(pool_.try_assign({5u}, "tenant-b", "req-b").status(), KVH_E_QUARANTINED);
+  EXPECT_EQ(pool_.try_release_quarantine({5u, 6u}, "reviewed").status(), KVH_E_STATE);  // 6 is free
+  EXPECT_FALSE(kv_.zero(5));
+  EXPECT_DOUBLE_EQ(pool_.release_quarantine({5u}, "reviewed"), 100.0);
+  EXPECT_TRUE(kv_.zero(5));
+  EXPECT_TRUE(pool_.try_assign({5u}, "tenant-b", "req-b").ok());
+  (void)tr_.try_flush();
+  EXPECT_NE(kvhtest::read_file(dir_.file("kv.log")).find("\"release_quarantine\""), std::string::npos);
+}
+
 TEST_F(PoolTest, BadBlockIdsAndDescriptors) {
   EXPECT_EQ(pool_.try_assign({kBlocks}, "t", "r").status(), KVH_E_INVALID_ARG);
   EXPECT_EQ(pool_.try_release({kBlocks + 100}).status(), KVH_E_INVALID_ARG);

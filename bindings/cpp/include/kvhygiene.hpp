@@ -1145,6 +1145,18 @@ class Pool : public detail::HandleOwner {
     if (!s) return s;
     return cov;
   }
+  /// Return quarantined blocks to service: a full scrub of every region of
+  /// every block, verified byte by byte; the blocks that read back zero become
+  /// free and are logged with `reason`. KVH_E_VERIFY leaves the others
+  /// quarantined; a block that is not quarantined is KVH_E_STATE.
+  [[nodiscard]] Result<double> try_release_quarantine(BlockIds blocks, zstring reason) {
+    double cov = 0;
+    Status s = call("kvh::Pool::release_quarantine", [&](kvh_tracer *t) {
+      return kvh_pool_release_quarantine(t, h_, blocks.data(), blocks.size(), reason.c_str(), &cov);
+    });
+    if (!s) return s;
+    return cov;
+  }
   /// Complete async releases; the lowest coverage among them (100 if none).
   [[nodiscard]] Result<double> try_sync() {
     double cov = 0;
@@ -1167,6 +1179,9 @@ class Pool : public detail::HandleOwner {
 #if KVH_HAS_EXCEPTIONS
   void assign(BlockIds blocks, zstring tenant, zstring request) { try_assign(blocks, tenant, request).value(); }
   double release(BlockIds blocks, uint32_t flags = 0) { return try_release(blocks, flags).value(); }
+  double release_quarantine(BlockIds blocks, zstring reason) {
+    return try_release_quarantine(blocks, reason).value();
+  }
   double sync() { return try_sync().value(); }
   void unregister(bool force = false) { try_unregister(force).value(); }
 #endif

@@ -275,6 +275,7 @@ _STATUS_FUNCS: List[Tuple[str, List[Any], Optional[int]]] = [
     ("kvh_pool_register", [_tracer_p, ctypes.POINTER(kvh_pool_desc), _u64p], None),
     ("kvh_pool_assign", [_tracer_p, _u64, _u32p, ctypes.c_size_t, _cp, _cp], 1),
     ("kvh_pool_release", [_tracer_p, _u64, _u32p, ctypes.c_size_t, ctypes.c_uint32, _dblp], 1),
+    ("kvh_pool_release_quarantine", [_tracer_p, _u64, _u32p, ctypes.c_size_t, _cp, _dblp], 1),
     ("kvh_pool_sync", [_tracer_p, _u64, _dblp], 1),
     ("kvh_pool_unregister", [_tracer_p, _u64, ctypes.c_int32], 1),
     ("kvh_metrics_json", [_tracer_p, ctypes.c_char_p, ctypes.c_size_t, _szp], None),

@@ -179,6 +179,20 @@ class PagedKVCache:
         del keep
         return cov.value
 
+    def release_quarantine(self, block_ids: Iterable[int], reason: str) -> float:
+        """Return quarantined blocks to service: every region of every block is
+        zeroized and every byte verified; the blocks that read back zero become
+        free and a ``release_quarantine`` record names them with ``reason``.
+        Raises :class:`VerificationError` if some did not (they stay
+        quarantined) and :class:`StateError` if a block is not quarantined."""
+        p, n, keep = self._blocks(block_ids)
+        cov = ctypes.c_double()
+        self._lib.kvh_pool_release_quarantine(
+            self.tracer._tp(), self.handle, p, n, _b(reason, "reason"), ctypes.byref(cov)
+        )
+        del keep
+        return cov.value
+
     def sync(self) -> float:
         """Complete async releases; lowest coverage among them (100 if none)."""
         cov = ctypes.c_double()

@@ -143,6 +143,30 @@ def test_skipped_sanitize_is_an_isolation_violation(tracer: CacheTracer, log_pat
     assert any(r["event_type"] == "isolation_violation" for r in recs)
 
 
+def test_quarantined_block_returns_through_a_verified_scrub(tracer: CacheTracer, log_path: Path) -> None:
+    np = need_numpy()
+    caches = _cache(np, "flash_attn")
+    with PagedKVCache(tracer, caches, model_id="m") as pool:
+        pool.assign([7], "alice", "r1")
+        _fill(np, caches, "flash_attn", [7], 3.0)
+        with pytest.raises(kvhygiene.IsolationViolationError):
+            pool.assign([7], "bob", "r2")  # block 7 quarantined, still holding alice's data
+        with pytest.raises(kvhygiene.QuarantinedError):
+            pool.assign([7], "bob", "r2")
+        with pytest.raises(kvhygiene.StateError):
+            pool.release_quarantine([7, 8], "reviewed")  # 8 is not quarantined: nothing done
+        assert all(_block_views(layer, "flash_attn", 7)[0].any() for layer in caches)
+        assert pool.release_quarantine([7], "reviewed by oncall") == 100.0
+        for layer in caches:
+            k, v = _block_views(layer, "flash_attn", 7)
+            assert not k.any() and not v.any()
+        pool.assign([7], "bob", "r2")
+        pool.release([7])
+    tracer.flush()
+    recs = [r for r in read_records(log_path) if r["event_type"] == "release_quarantine"]
+    assert len(recs) == 1 and recs[0]["blocks"] == [7] and recs[0]["reason"] == "reviewed by oncall"
+
+
 def test_release_of_many_blocks_in_one_call(tracer: CacheTracer) -> None:
     np = need_numpy()
     caches = [np.ones((2, 256, 4, 2, 8), dtype=np.float32) for _ in range(2)]
