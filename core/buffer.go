@@ -511,19 +511,34 @@ func (t *Tracer) sanitize(h Handle, p sanPlan, o SanitizeOpts) (float64, error) 
 	s.mu.Unlock()
 
 	// The work runs without the slot lock; fBusy keeps writers and free out.
-	cpuzero.Zero(buf)
-	if p.doublePass {
+	// Caller memory unmapped behind our back faults: Guard makes that an
+	// error for this buffer instead of a crash (or a poisoned library).
+	var res verifyResult
+	ferr := cpuzero.Guard(func() {
 		cpuzero.Zero(buf)
-	}
-	if testHookAfterZero != nil {
-		testHookAfterZero(buf)
-	}
-	res := t.verifyHost(buf, h, p)
+		if p.doublePass {
+			cpuzero.Zero(buf)
+		}
+		if testHookAfterZero != nil {
+			testHookAfterZero(buf)
+		}
+		res = t.verifyHost(buf, h, p)
+	})
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	end := t.now()
 	s.flags &^= fBusy
+	if ferr != nil {
+		qerr := t.quarantineLocked(h, s, qVerify, "memory_fault")
+		if lerr == nil {
+			lerr = qerr
+		}
+		if lerr != nil {
+			return 0, lerr
+		}
+		return 0, errorf(StatusInvalidArg, "sanitize: buffer %d: memory [0x%x, +%d) is not accessible (%v); nothing proven, quarantined", uint64(h), s.ptr, s.nbytes, ferr)
+	}
 	err = t.finishSanitize(h, s, res, p.verify, end-start, wasQ, "", DeviceCPU)
 	if lerr != nil {
 		return res.coverage, lerr

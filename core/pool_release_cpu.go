@@ -35,10 +35,20 @@ func (t *Tracer) releaseCPU(p *pool, ids []uint32, start int64, mode VerifyMode)
 		total += r.BlockBytes * uint64(len(ids))
 	}
 	nz := make([]uint64, len(ids)*nr) // non-zero bytes per range, block-major: k*nr + r
-	if mode == VerifyFull {
-		t.releaseFull(p, ids, nz, total)
-	} else {
-		t.releaseStreamed(p, ids, nz, total, mode == VerifySampled)
+	ferr := cpuzero.Guard(func() {
+		if mode == VerifyFull {
+			t.releaseFull(p, ids, nz, total)
+		} else {
+			t.releaseStreamed(p, ids, nz, total, mode == VerifySampled)
+		}
+	})
+	if ferr != nil {
+		// A region was unmapped after registration: nothing is proven, every
+		// block is quarantined.
+		if _, err := t.completeRelease(p, ids, ids, total, total, mode, t.now()-start); err != nil && StatusOf(err) != StatusVerify {
+			return 0, err
+		}
+		return 0, errorf(StatusInvalidArg, "pool_release: pool %d: a region is no longer accessible (%v); was it unmapped after kvh_pool_register? %d block(s) quarantined", uint64(p.h), ferr, len(ids))
 	}
 	var bad []uint32
 	var nonzero uint64
@@ -152,13 +162,12 @@ func parallelChunks(n int, total uint64, fn func(lo, hi int)) {
 		return
 	}
 	var wg sync.WaitGroup
+	var fault cpuzero.FaultSlot
 	per := (n + workers - 1) / workers
 	for lo := 0; lo < n; lo += per {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, min(lo+per, n))
-		}()
+		cpuzero.GoGuarded(&fault, func() { fn(lo, min(lo+per, n)) }, wg.Done)
 	}
 	wg.Wait()
+	fault.Raise() // a worker's memory fault surfaces in the caller's Guard
 }

@@ -334,3 +334,49 @@ func TestPoolReleaseQuarantine(t *testing.T) {
 	require.Equal(t, "pool_release", last["event_type"])
 	require.Equal(t, "full", last["verify"])
 }
+
+// Caller memory unmapped behind the library's back is an error for that
+// buffer or pool (quarantined), not a crash, and the tracer goes on.
+func TestMemoryFaultIsAnError(t *testing.T) {
+	tr, path := newTracer(t, nil)
+	for _, n := range []int{64, 24 << 20} { // one goroutine; split across workers
+		m, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		require.NoError(t, err)
+		h, err := tr.Allocate(desc(m))
+		require.NoError(t, err)
+		require.NoError(t, unix.Mprotect(m, unix.PROT_NONE)) // the engine protects or unmaps it
+		_, err = tr.Sanitize(h, SanitizeOpts{})
+		requireStatus(t, StatusInvalidArg, err)
+		require.Contains(t, err.Error(), "not accessible")
+		require.Equal(t, StateQuarantined, mustInfo(t, tr, h).State)
+		require.NoError(t, unix.Munmap(m))
+	}
+	// pools: a region unmapped after registration
+	const nb, bb = 4, 4096
+	m, err := unix.Mmap(-1, 0, nb*bb, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	require.NoError(t, err)
+	p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Model: "m", Regions: []PoolRegion{{addr(m), bb, bb}}})
+	require.NoError(t, err)
+	require.NoError(t, tr.PoolAssign(p, []uint32{0, 1}, "a", "r"))
+	require.NoError(t, unix.Mprotect(m, unix.PROT_NONE))
+	_, err = tr.PoolRelease(p, []uint32{0, 1}, false)
+	requireStatus(t, StatusInvalidArg, err)
+	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{1}, "b", "r"))
+	require.NoError(t, unix.Munmap(m))
+
+	// the tracer still works and the log still verifies
+	good := region(t, 4096, 7)
+	h, err := tr.Allocate(desc(good))
+	require.NoError(t, err)
+	_, err = tr.Sanitize(h, SanitizeOpts{})
+	require.NoError(t, err)
+	require.NoError(t, tr.Free(h))
+	rs := readLog(t, tr, path)
+	var faults int
+	for _, r := range rs {
+		if r["event_type"] == "quarantine" && r["reason"] == "memory_fault" {
+			faults++
+		}
+	}
+	require.Equal(t, 2, faults)
+}

@@ -312,7 +312,9 @@ KVH_API kvh_status kvh_sanitize_opts_init(kvh_sanitize_opts *opts, size_t struct
  * sanitized and quarantined (a passing sanitize of a quarantined buffer
  * makes it eligible for kvh_release_quarantine but it stays quarantined).
  * opts may be NULL (defaults). A verification failure returns KVH_E_VERIFY
- * and quarantines the buffer. */
+ * and quarantines the buffer. Host memory that is no longer accessible
+ * (unmapped or protected after kvh_allocate) is KVH_E_INVALID_ARG and the
+ * buffer is quarantined; the memory fault does not poison the library. */
 KVH_API kvh_status kvh_sanitize(kvh_tracer *tracer, uint64_t handle,
                                 const kvh_sanitize_opts *opts, double *out_coverage);
 
@@ -409,7 +411,9 @@ KVH_API kvh_status kvh_pool_assign(kvh_tracer *tracer, uint64_t pool, const uint
  * and the coverage. *out_coverage (may be NULL): coverage in percent.
  * Blocks failing verification are quarantined (KVH_E_VERIFY). With
  * KVH_RELEASE_ASYNC on a device pool the call returns after enqueueing;
- * kvh_pool_sync (or the next assign of those blocks) completes it. */
+ * kvh_pool_sync (or the next assign of those blocks) completes it. A host
+ * region that is no longer accessible is KVH_E_INVALID_ARG and every listed
+ * block is quarantined. */
 KVH_API kvh_status kvh_pool_release(kvh_tracer *tracer, uint64_t pool, const uint32_t *blocks,
                                     size_t n, uint32_t flags, double *out_coverage);
 

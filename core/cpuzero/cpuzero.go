@@ -346,19 +346,20 @@ func parallel(parts [][]byte, f func([]byte, *atomic.Bool) bool) bool {
 	var (
 		wg    sync.WaitGroup
 		found atomic.Bool
+		fault FaultSlot
 	)
 	for _, p := range parts[:len(parts)-1] {
 		wg.Add(1)
-		go func(p []byte) {
-			defer wg.Done()
+		GoGuarded(&fault, func() {
 			if f(p, &found) {
 				found.Store(true)
 			}
-		}(p)
+		}, wg.Done)
 	}
 	if f(parts[len(parts)-1], &found) {
 		found.Store(true)
 	}
 	wg.Wait()
+	fault.Raise() // a worker's fault surfaces in the caller's goroutine
 	return found.Load()
 }

@@ -17,6 +17,9 @@
 //   - SampleVerify / SamplePositions: sampled verification at positions that cannot be
 //     predicted without the per-tracer secret key, but that an auditor who is given the
 //     key reproduces exactly.
+//   - Guard / GoGuarded / FaultSlot: a memory fault taken by a kernel on memory that is not
+//     mapped (caller memory unmapped behind the library's back), in the calling goroutine or
+//     in a worker of a split range, becomes a *FaultError instead of a crash of the host.
 //   - Ptr: the one sanctioned conversion of a C address into an unsafe.Pointer.
 //
 // # Kernel dispatch
