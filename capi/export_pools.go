@@ -87,15 +87,24 @@ func poolOf(tracer, pool C.uint64_t) (*core.Tracer, core.PoolHandle, error) {
 	return t, core.PoolHandle(pool), nil
 }
 
+// poolBlocks is poolOf plus the block-id list of the operation.
+func poolBlocks(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t) (*core.Tracer, core.PoolHandle, []uint32, error) {
+	t, p, err := poolOf(tracer, pool)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	bs, err := blocksFromC(blocks, n)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return t, p, bs, nil
+}
+
 //export kvhgo_pool_assign
 func kvhgo_pool_assign(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t, tenant, request *C.char) (st C.kvh_status) {
 	const fn = "kvh_pool_assign"
 	defer recoverPanic(fn, &st, faultsPanic())
-	t, p, err := poolOf(tracer, pool)
-	if err != nil {
-		return ret(fn, err)
-	}
-	bs, err := blocksFromC(blocks, n)
+	t, p, bs, err := poolBlocks(tracer, pool, blocks, n)
 	if err != nil {
 		return ret(fn, err)
 	}
@@ -114,16 +123,12 @@ func kvhgo_pool_assign(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t, 
 func kvhgo_pool_release(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t, flags C.uint32_t, out *C.double) (st C.kvh_status) {
 	const fn = "kvh_pool_release"
 	defer recoverPanic(fn, &st, faultsPanic())
-	t, p, err := poolOf(tracer, pool)
+	t, p, bs, err := poolBlocks(tracer, pool, blocks, n)
 	if err != nil {
 		return ret(fn, err)
 	}
 	if uint32(flags)&^releaseFlagsKnown != 0 {
 		return ret(fn, argErr(stInvalidArg, "flags has unknown bits %#x", uint32(flags)&^releaseFlagsKnown))
-	}
-	bs, err := blocksFromC(blocks, n)
-	if err != nil {
-		return ret(fn, err)
 	}
 	cov, err := t.PoolRelease(p, bs, uint32(flags)&releaseFlagsKnown != 0)
 	if err == nil && out != nil {
@@ -136,11 +141,7 @@ func kvhgo_pool_release(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t,
 func kvhgo_pool_release_quarantine(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t, reason *C.char, out *C.double) (st C.kvh_status) {
 	const fn = "kvh_pool_release_quarantine"
 	defer recoverPanic(fn, &st, faultsPanic())
-	t, p, err := poolOf(tracer, pool)
-	if err != nil {
-		return ret(fn, err)
-	}
-	bs, err := blocksFromC(blocks, n)
+	t, p, bs, err := poolBlocks(tracer, pool, blocks, n)
 	if err != nil {
 		return ret(fn, err)
 	}

@@ -84,6 +84,26 @@ func events(rs []record) []string {
 	return out
 }
 
+// ofEvent returns the records of one event type.
+func ofEvent(rs []record, ev string) []record {
+	var out []record
+	for _, r := range rs {
+		if r["event_type"] == ev {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// blockIDs returns 0..n-1.
+func blockIDs(n int) []uint32 {
+	ids := make([]uint32, n)
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	return ids
+}
+
 func countEvents(rs []record) map[string]int {
 	m := map[string]int{}
 	for _, r := range rs {

@@ -153,13 +153,7 @@ func TestLibraryOwnedReuse(t *testing.T) {
 	c.mu.Lock()
 	require.Empty(t, c.free[5*pg], "the dirty mapping left the cache")
 	c.mu.Unlock()
-	rs := readLog(t, tr, path)
-	var waf []record
-	for _, r := range rs {
-		if r["event_type"] == "isolation_violation" {
-			waf = append(waf, r)
-		}
-	}
+	waf := ofEvent(readLog(t, tr, path), "isolation_violation")
 	require.Len(t, waf, 1)
 	require.Equal(t, "write_after_free", waf[0]["operation"])
 	require.Equal(t, h3.String(), waf[0]["handle"])

@@ -184,10 +184,7 @@ func TestPoolReleaseParallel(t *testing.T) {
 	mem := region(t, nb*bb, 0x11)
 	p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Regions: []PoolRegion{{addr(mem), bb, bb}}, Model: "m", Verify: VerifySampled})
 	require.NoError(t, err)
-	ids := make([]uint32, nb)
-	for i := range ids {
-		ids[i] = uint32(i)
-	}
+	ids := blockIDs(nb)
 	require.NoError(t, tr.PoolAssign(p, ids, "a", "r"))
 	cov, err := tr.PoolRelease(p, ids, false)
 	require.NoError(t, err)
@@ -213,11 +210,7 @@ func TestPoolReleaseLayouts(t *testing.T) {
 				}
 				p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Regions: regs, Model: "m", Verify: mode})
 				require.NoError(t, err)
-				all := make([]uint32, nb)
-				for i := range all {
-					all[i] = uint32(i)
-				}
-				require.NoError(t, tr.PoolAssign(p, all, "a", "r"))
+				require.NoError(t, tr.PoolAssign(p, blockIDs(nb), "a", "r"))
 				cov, err := tr.PoolRelease(p, release, false)
 				require.NoError(t, err)
 				if mode == VerifyNone {
@@ -321,12 +314,7 @@ func TestPoolReleaseQuarantine(t *testing.T) {
 	requireStatus(t, StatusState, err)
 
 	rs := readLog(t, tr, path)
-	var rq []record
-	for _, r := range rs {
-		if r["event_type"] == "release_quarantine" {
-			rq = append(rq, r)
-		}
-	}
+	rq := ofEvent(rs, "release_quarantine")
 	require.Len(t, rq, 1)
 	require.Equal(t, []any{2.0}, rq[0]["blocks"])
 	require.Equal(t, "reviewed by oncall", rq[0]["reason"])
@@ -371,10 +359,9 @@ func TestMemoryFaultIsAnError(t *testing.T) {
 	_, err = tr.Sanitize(h, SanitizeOpts{})
 	require.NoError(t, err)
 	require.NoError(t, tr.Free(h))
-	rs := readLog(t, tr, path)
 	var faults int
-	for _, r := range rs {
-		if r["event_type"] == "quarantine" && r["reason"] == "memory_fault" {
+	for _, r := range ofEvent(readLog(t, tr, path), "quarantine") {
+		if r["reason"] == "memory_fault" {
 			faults++
 		}
 	}

@@ -2,6 +2,7 @@ package cpuzero
 
 import (
 	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -36,9 +37,14 @@ func refPositions(size uint64, n int, key []byte, handle uint64) []uint64 {
 	if err != nil {
 		panic(err)
 	}
+	return refShuffle(words, refCTR(blk, new(big.Int), 0, 8*n), n)
+}
+
+// refCTR returns n bytes of AES-CTR keystream from counter block ctr (a 128-bit big-endian
+// integer), skipping the first skip bytes.
+func refCTR(blk cipher.Block, ctr *big.Int, skip, n int) []byte {
 	var stream []byte
-	ctr := new(big.Int)
-	for len(stream) < 8*n {
+	for len(stream) < skip+n {
 		in := make([]byte, 16)
 		ctr.FillBytes(in)
 		o := make([]byte, 16)
@@ -46,11 +52,18 @@ func refPositions(size uint64, n int, key []byte, handle uint64) []uint64 {
 		stream = append(stream, o...)
 		ctr.Add(ctr, big.NewInt(1))
 	}
+	return stream[skip : skip+n]
+}
+
+// refShuffle is the documented sparse Fisher-Yates draw over a full permutation, in big
+// integers: n draws of 8 little-endian bytes each from stream.
+func refShuffle(words uint64, stream []byte, n int) []uint64 {
 	perm := make([]uint64, words)
 	for i := range perm {
 		perm[i] = uint64(i)
 	}
 	two64 := new(big.Int).Lsh(big.NewInt(1), 64)
+	var out []uint64
 	for i := 0; i < n; i++ {
 		r := new(big.Int).SetUint64(binary.LittleEndian.Uint64(stream[8*i:]))
 		r.Mul(r, new(big.Int).SetUint64(words-uint64(i)))
@@ -222,33 +235,10 @@ func refRangePositions(size uint64, n int, key []byte, handle, index uint64) []u
 	if err != nil {
 		panic(err)
 	}
-	// the stream from the counter block holding byte 8n*index, block by block
+	// the stream from the counter block holding byte 8n*index
 	start := new(big.Int).Mul(new(big.Int).SetUint64(8*uint64(n)), new(big.Int).SetUint64(index))
 	ctr, skip := new(big.Int).DivMod(start, big.NewInt(16), new(big.Int))
-	var all []byte
-	for len(all) < int(skip.Int64())+8*n {
-		in := make([]byte, 16)
-		ctr.FillBytes(in)
-		o := make([]byte, 16)
-		blk.Encrypt(o, in)
-		all = append(all, o...)
-		ctr.Add(ctr, big.NewInt(1))
-	}
-	stream := all[skip.Int64():]
-	perm := make([]uint64, words)
-	for i := range perm {
-		perm[i] = uint64(i)
-	}
-	var out []uint64
-	for i := 0; i < n; i++ {
-		r := new(big.Int).SetUint64(binary.LittleEndian.Uint64(stream[8*i:]))
-		r.Mul(r, new(big.Int).SetUint64(words-uint64(i)))
-		r.Rsh(r, 64)
-		j := uint64(i) + r.Uint64()
-		perm[i], perm[j] = perm[j], perm[i]
-		out = append(out, 8*perm[i])
-	}
-	return out
+	return refShuffle(words, refCTR(blk, ctr, int(skip.Int64()), 8*n), n)
 }
 
 func TestRangeSamplerMatchesSpec(t *testing.T) {
