@@ -270,6 +270,35 @@ func TestCUDAPoolRelease(t *testing.T) {
 	require.Equal(t, float64(6*bb), rs[1]["bytes"])
 }
 
+// A quarantined block of a device pool returns to service through a scrub
+// that is verified (and waited for) even when the pool verifies nothing.
+func TestCUDAPoolReleaseQuarantine(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, path := newTracer(t, nil)
+	const nb, bb = 8, 64
+	mem := region(t, nb*bb, 0xAA)
+	p, err := tr.PoolRegister(PoolDesc{Device: DeviceCUDA, NumBlocks: nb, Stream: 3, Model: "m", Verify: VerifyNone,
+		Regions: []PoolRegion{{addr(mem), bb, bb}}})
+	require.NoError(t, err)
+	require.NoError(t, tr.PoolAssign(p, []uint32{2}, "a", "r"))
+	requireStatus(t, StatusIsolation, tr.PoolAssign(p, []uint32{2}, "b", "r2"))
+	f.dirty = true // the device scrub leaves a non-zero word: stays quarantined
+	_, err = tr.PoolReleaseQuarantine(p, []uint32{2}, "reviewed")
+	requireStatus(t, StatusVerify, err)
+	f.dirty = false
+	cov, err := tr.PoolReleaseQuarantine(p, []uint32{2}, "reviewed")
+	require.NoError(t, err)
+	require.Equal(t, 100.0, cov, "verified although the pool's mode is none")
+	require.True(t, allZero(mem[2*bb:3*bb]))
+	require.NoError(t, tr.PoolAssign(p, []uint32{2}, "b", "r2"))
+	rs := readLog(t, tr, path)
+	rq := ofEvent(rs, "release_quarantine")
+	require.Len(t, rq, 1)
+	require.Equal(t, []any{2.0}, rq[0]["blocks"])
+	rel := ofEvent(rs, "pool_release")
+	require.Equal(t, "full", rel[len(rel)-1]["verify"])
+}
+
 func TestCUDASanitizeManyOneLaunchPerStream(t *testing.T) {
 	f := withFakeCUDA(t)
 	tr, path := newTracer(t, nil)
