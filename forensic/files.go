@@ -113,16 +113,40 @@ type lineReader struct {
 	r   *bufio.Reader
 	off int64
 	buf []byte
+	mem []byte // in-memory mode (r nil): the rest of the data
 }
 
 func newLineReader(r io.Reader, size int) *lineReader {
 	return &lineReader{r: bufio.NewReaderSize(r, size)}
 }
 
+// newMemLineReader reads lines from data in place: the lines it returns
+// stay valid (they are slices of data).
+func newMemLineReader(data []byte) *lineReader {
+	return &lineReader{mem: data}
+}
+
+// stable reports whether returned lines stay valid after the next call.
+func (lr *lineReader) stable() bool { return lr.r == nil }
+
 // next returns the next line, its offset and whether it ended with '\n'.
 // At EOF it returns io.EOF.
 func (lr *lineReader) next() (line []byte, off int64, terminated bool, err error) {
 	off = lr.off
+	if lr.r == nil {
+		if len(lr.mem) == 0 {
+			return nil, off, false, io.EOF
+		}
+		i := bytes.IndexByte(lr.mem, '\n')
+		if i < 0 {
+			line, lr.mem = lr.mem, nil
+			lr.off += int64(len(line))
+			return line, off, false, nil
+		}
+		line, lr.mem = lr.mem[:i], lr.mem[i+1:]
+		lr.off += int64(i + 1)
+		return line, off, true, nil
+	}
 	s, err := lr.r.ReadSlice('\n')
 	if err == nil {
 		lr.off += int64(len(s))

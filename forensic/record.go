@@ -45,7 +45,7 @@ func topLevelSeq(prefix []byte) (uint64, bool) {
 	const pat = `,"seq":`
 	// a match with no '{' before it (past the opening one) is at top level:
 	// strings cannot hold an unescaped '"' and lists hold no keys.
-	if i := bytes.Index(prefix, []byte(pat)); i > 0 && bytes.IndexByte(prefix[1:i], '{') < 0 {
+	if i := indexSeqKey(prefix); i > 0 && bytes.IndexByte(prefix[1:i], '{') < 0 {
 		return parseUintAt(prefix[i+len(pat):])
 	}
 	// nested objects before it: walk with depth tracking
@@ -76,6 +76,24 @@ func topLevelSeq(prefix []byte) (uint64, bool) {
 	return 0, false
 }
 
+// indexSeqKey is bytes.Index(prefix, `,"seq":`), searching for the rare
+// 'q' instead of the ',' that starts every key (bytes.Index stops at each).
+func indexSeqKey(prefix []byte) int {
+	const pat = `,"seq":`
+	for off := 4; off < len(prefix); {
+		j := bytes.IndexByte(prefix[off:], 'q')
+		if j < 0 {
+			return -1
+		}
+		i := off + j - 4
+		if i+len(pat) <= len(prefix) && string(prefix[i:i+len(pat)]) == pat {
+			return i
+		}
+		off += j + 1
+	}
+	return -1
+}
+
 func parseUintAt(b []byte) (uint64, bool) {
 	j := 0
 	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
@@ -83,6 +101,13 @@ func parseUintAt(b []byte) (uint64, bool) {
 	}
 	if j == 0 || (j < len(b) && b[j] != ',' && b[j] != '}') {
 		return 0, false
+	}
+	if j < 20 { // cannot overflow
+		var v uint64
+		for _, c := range b[:j] {
+			v = v*10 + uint64(c-'0')
+		}
+		return v, true
 	}
 	v, err := strconv.ParseUint(string(b[:j]), 10, 64)
 	return v, err == nil

@@ -2,6 +2,7 @@ package forensic
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strconv"
 )
@@ -56,7 +57,7 @@ func (t *transcoder) transcode(line []byte) ([]byte, error) {
 }
 
 func (t *transcoder) ws() {
-	for t.pos < len(t.in) {
+	for t.pos < len(t.in) && t.in[t.pos] <= ' ' {
 		switch t.in[t.pos] {
 		case ' ', '\t', '\n', '\r':
 			t.pos++
@@ -236,6 +237,13 @@ func (t *transcoder) value(dst []byte) ([]byte, error) {
 func (t *transcoder) str(dst []byte) ([]byte, error) {
 	i := t.pos + 1
 	for i < len(t.in) {
+		// skip eight plain bytes at a time
+		for i+8 <= len(t.in) && !special8(binary.LittleEndian.Uint64(t.in[i:])) {
+			i += 8
+		}
+		if i >= len(t.in) {
+			break
+		}
 		c := t.in[i]
 		switch {
 		case c == '"':
@@ -272,6 +280,16 @@ func (t *transcoder) str(dst []byte) ([]byte, error) {
 		}
 	}
 	return nil, errSlow
+}
+
+// special8 reports whether any of the eight bytes in x is '"', '\\' or a
+// control byte (< 0x20): the classic has-zero-byte / has-less-than tests,
+// exact as a yes/no answer.
+func special8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	less20 := (x - ones*0x20) & ^x & highs
+	return less20|hasZero(x^(ones*'"'))|hasZero(x^(ones*'\\')) != 0
 }
 
 func (t *transcoder) num(dst []byte) ([]byte, error) {

@@ -170,7 +170,9 @@ type Writer struct {
 	lastCPTime time.Time
 	pre        []preRec     // batch pipeline records
 	encs       []*encWorker // batch pipeline workers
-	bq         []pending    // swapped batch
+	dual       *sha2Mac     // interleaved hash+HMAC (sha2x.go) with the key of dualFor
+	dualFor    hash.Hash
+	bq         []pending // swapped batch
 	bqf        []Field
 
 	records, bytes, rotations, fsyncErrs, lastSeq, checkpoints atomic.Uint64
@@ -1156,7 +1158,15 @@ func (w *Writer) checkpointAt(off int64) error {
 }
 
 func rfcLeaf(sum []byte) []byte {
-	return leafOf(sum)
+	// RFC 6962 leaf hash SHA-256(0x00 || sum) (= leafOf) without the
+	// hasher allocation of rfc6962.HashLeaf
+	if len(sum) != sha256.Size {
+		return leafOf(sum)
+	}
+	var b [1 + sha256.Size]byte
+	copy(b[1:], sum)
+	h := sha256.Sum256(b[:])
+	return h[:]
 }
 
 // ---- encoding ----
@@ -1187,6 +1197,23 @@ type kv struct {
 // The returned slice aliases w.canon.
 func (w *Writer) encodeLine(ev string, fields []Field, ts int64) []byte {
 	b, _, _ := encodeCanon(w.canon[:0], &w.kvs, w.rng, w.kid, w.fseValue(), ev, fields, ts, w.prev, w.seq, false)
+	if d := w.dualHasher(); d != nil {
+		// hash and HMAC of prev + canonical together
+		var sum, mac [32]byte
+		d.sumMacChain(&sum, &mac, w.prev, b[:len(b)-1])
+		w.sum = append(w.sum[:0], sum[:]...)
+		hexEncode32(&w.hexbuf, &sum)
+		b = b[:len(b)-1]
+		b = append(b, sufCurr...)
+		b = append(b, w.hexbuf[:]...)
+		b = append(b, sufMac...)
+		var mh [64]byte
+		hexEncode32(&mh, &mac)
+		b = append(b, mh[:]...)
+		b = append(b, '"', '}', '\n')
+		w.canon = b
+		return b
+	}
 	// hash prev + canonical
 	w.sha.Reset()
 	w.sha.Write(w.prev)
