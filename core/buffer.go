@@ -153,9 +153,8 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 	s.ttlBase = now
 	s.reuse = 0
 	s.coverage = 0
-	s.handleV = h.String()
 	s.tenantV = t.intern(d.Tenant)
-	s.requestV = d.Request
+	s.requestV = forensic.Text(d.Request)
 	s.modelV = t.intern(d.Model)
 	s.streamID = d.StreamID
 	s.ext = nil
@@ -869,7 +868,7 @@ func (t *Tracer) Free(h Handle) error {
 	t.m.freed(s.coverage)
 	fs := make([]forensic.Field, 0, 24)
 	err = t.append("free", baseFields(fs, h, s))
-	s.handleV, s.tenantV, s.requestV, s.modelV, s.streamID = nil, nil, nil, nil, ""
+	s.tenantV, s.requestV, s.modelV, s.streamID = nil, nil, nil, ""
 	freed = true
 	return err
 }

@@ -222,7 +222,7 @@ func (c *hostCache) drain() {
 func (t *Tracer) writeAfterFree(h *hostMem, nonzero uint64) {
 	t.m.isolation.Inc()
 	_ = t.append("isolation_violation", []forensic.Field{
-		{Key: "handle", Value: h.prevHandle.String()},
+		{Key: "handle", Value: forensic.Decimal(h.prevHandle)},
 		{Key: "target_tenant", Value: h.prevTenant},
 		{Key: "operation", Value: "write_after_free"},
 		{Key: "nonzero_bytes", Value: nonzero},

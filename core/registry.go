@@ -1,6 +1,7 @@
 package core
 
 import (
+	"github.com/kvhygiene/kvhygiene/forensic"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -98,21 +99,21 @@ type slot struct {
 	reuse    int64
 	maxReuse int64
 	coverage float64
-	// Identifiers are kept boxed (as the log needs them) so a record costs no
-	// allocation for them; tenant and model boxes are interned per tracer.
-	// The handle's decimal string is formatted once, at allocation: formatting
-	// and boxing it per record cost two allocations each, ten per lifecycle.
-	handleV  any // string
-	tenantV  any // string
-	requestV any // string
-	modelV   any // string
+	// Identifiers are kept boxed (as the log needs them) as forensic.Text,
+	// validated once at allocation, so a record costs neither an allocation
+	// nor a UTF-8 scan for them; tenant and model boxes are interned per
+	// tracer. The handle is logged as a forensic.Decimal (no formatting on
+	// the caller's path, no string kept per live buffer).
+	tenantV  any // forensic.Text
+	requestV any // forensic.Text
+	modelV   any // forensic.Text
 	streamID string
 	ext      *slotExt
 }
 
-func (s *slot) tenant() string  { v, _ := s.tenantV.(string); return v }
-func (s *slot) request() string { v, _ := s.requestV.(string); return v }
-func (s *slot) model() string   { v, _ := s.modelV.(string); return v }
+func (s *slot) tenant() string  { v, _ := s.tenantV.(forensic.Text); return string(v) }
+func (s *slot) request() string { v, _ := s.requestV.(forensic.Text); return string(v) }
+func (s *slot) model() string   { v, _ := s.modelV.(forensic.Text); return string(v) }
 
 // slotExt holds what few buffers need.
 type slotExt struct {

@@ -280,11 +280,12 @@ func (t *Tracer) Writer() *forensic.Writer { return t.w }
 func (t *Tracer) Registry() *prometheus.Registry { return t.m.reg }
 
 // internStr is intern for callers that need the string.
-func (t *Tracer) internStr(s string) string { v, _ := t.intern(s).(string); return v }
+func (t *Tracer) internStr(s string) string { v, _ := t.intern(s).(forensic.Text); return string(v) }
 
-// intern returns a canonical boxed copy of s so that repeated tenant and
-// model ids share storage and records need no allocation for them (bounded:
-// after 4096 distinct values new ones are boxed afresh).
+// intern returns a canonical boxed copy of s (a forensic.Text: s is a
+// validated identifier) so that repeated tenant and model ids share storage
+// and records need no allocation for them (bounded: after 4096 distinct
+// values new ones are boxed afresh).
 func (t *Tracer) intern(s string) any {
 	t.internMu.RLock()
 	v, ok := t.interned[s]
@@ -297,7 +298,7 @@ func (t *Tracer) intern(s string) any {
 	if v, ok := t.interned[s]; ok {
 		return v
 	}
-	var boxed any = s
+	var boxed any = forensic.Text(s)
 	if len(t.interned) < 4096 {
 		t.interned[s] = boxed
 	}
@@ -321,12 +322,8 @@ func deviceName(dev uint8, ordinal int32) any {
 
 // baseFields appends the seed's common fields.
 func baseFields(fs []forensic.Field, h Handle, s *slot) []forensic.Field {
-	hv := s.handleV
-	if hv == nil {
-		hv = h.String()
-	}
 	return append(fs,
-		forensic.Field{Key: "handle", Value: hv},
+		forensic.Field{Key: "handle", Value: forensic.Decimal(h)},
 		forensic.Field{Key: "tenant_id", Value: s.tenantV},
 		forensic.Field{Key: "request_id", Value: s.requestV},
 		forensic.Field{Key: "model_id", Value: s.modelV},

@@ -43,6 +43,12 @@ func appendCanonical(b []byte, v any) ([]byte, error) {
 			return b, fmt.Errorf("%w: string is not valid UTF-8", ErrUnsupported)
 		}
 		return appendPyString(b, x), nil
+	case Text:
+		return appendPyString(b, string(x)), nil
+	case Decimal:
+		b = append(b, '"')
+		b = strconv.AppendUint(b, uint64(x), 10)
+		return append(b, '"'), nil
 	case int:
 		return strconv.AppendInt(b, int64(x), 10), nil
 	case int8:

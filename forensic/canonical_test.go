@@ -297,3 +297,39 @@ func FuzzCanonical(f *testing.F) {
 
 type namedU uint64
 type namedS string
+
+// Text and Decimal are logged exactly as the string they stand for, both in
+// Canonical and in the writer's own lines, which the seed's verifier accepts.
+func TestTextAndDecimal(t *testing.T) {
+	for _, s := range []string{"", "tenant-a", "héllo \u2028\u2029 \"q\" \\ \x01 😀"} {
+		want, err := Canonical(s)
+		require.NoError(t, err)
+		got, err := Canonical(Text(s))
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got))
+	}
+	for _, u := range []uint64{0, 7, 255, 256, 1<<64 - 1} {
+		got, err := Canonical(Decimal(u))
+		require.NoError(t, err)
+		require.Equal(t, `"`+strconv.FormatUint(u, 10)+`"`, string(got))
+	}
+	got, err := Canonical([]any{Text("a"), Decimal(12)})
+	require.NoError(t, err)
+	require.Equal(t, `["a","12"]`, string(got))
+
+	p := filepath.Join(t.TempDir(), "kv.log")
+	w, err := Open(Options{Path: p, HMACKey: testKey, Fsync: FsyncNone})
+	require.NoError(t, err)
+	require.NoError(t, w.Append("allocate", Field{"handle", Decimal(1 << 40)}, Field{"tenant_id", Text("tenant-é")}, Field{"request_id", "r1"}))
+	require.NoError(t, w.Close())
+	lines := readLines(t, p)
+	require.Len(t, lines, 1)
+	m, err := parseLine([]byte(lines[0]))
+	require.NoError(t, err)
+	require.Equal(t, strconv.FormatUint(1<<40, 10), getString(m, "handle"))
+	require.Equal(t, "tenant-é", getString(m, "tenant_id"))
+	res, err := VerifyChain(p, VerifyOptions{HMACKey: testKey})
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res.Failures)
+	require.True(t, seedVerify(t, p, testKey))
+}

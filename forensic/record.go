@@ -188,10 +188,22 @@ var reservedKeys = map[string]bool{
 	"event_type": true, "prev_hash": true, "curr_hash": true, "hmac": true, "seq": true, "kid": true, "fse": true,
 }
 
+// Text is a string field value that the caller has already checked to be
+// valid UTF-8 (an identifier validated once when its buffer was registered,
+// say): Append and the encoder do not scan it again. It is logged exactly as
+// the same string would be. Passing invalid UTF-8 as Text is a caller bug
+// that makes the record's canonical bytes differ from Python's.
+type Text string
+
+// Decimal is an unsigned integer logged as a JSON string of its decimal
+// digits, e.g. a handle: Decimal(42) is written "42". Boxing it costs no
+// formatting and no string allocation on the caller's path.
+type Decimal uint64
+
 // validateValue checks that v is encodable and finite.
 func validateValue(v any) error {
 	switch x := v.(type) {
-	case nil, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, []int64, []int, []uint32:
+	case nil, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, []int64, []int, []uint32, Text, Decimal:
 		return nil
 	case string:
 		if !utf8.ValidString(x) {

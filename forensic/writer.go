@@ -1322,7 +1322,14 @@ func encodeCanon(b []byte, kvsp *[]kv, rng *mrand.ChaCha8, kid string, fse int64
 		case "trace_id":
 			hasTrace = true
 		}
-		kvs = append(kvs, kv{key: f.Key, kind: kvAny, v: f.Value})
+		switch v := f.Value.(type) {
+		case string: // validated by Append
+			kvs = append(kvs, kv{key: f.Key, kind: kvString, s: v})
+		case Text:
+			kvs = append(kvs, kv{key: f.Key, kind: kvString, s: string(v)})
+		default:
+			kvs = append(kvs, kv{key: f.Key, kind: kvAny, v: f.Value})
+		}
 	}
 	if !hasSchema {
 		kvs = append(kvs, kv{key: "schema", kind: kvUint, u: 1})
