@@ -25,7 +25,21 @@ import (
 // configured.
 var ErrNoCheckpoint = errors.New("forensic: checkpoints not configured")
 
-var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
+
+// hashChildren is rfc6962.DefaultHasher.HashChildren, SHA-256(0x01 || l ||
+// r), without the hasher's allocation of a hash state per node.
+func hashChildren(l, r []byte) []byte {
+	if len(l) != sha256.Size || len(r) != sha256.Size {
+		return rfc6962.DefaultHasher.HashChildren(l, r)
+	}
+	var b [1 + 2*sha256.Size]byte
+	b[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(b[1:], l)
+	copy(b[1+sha256.Size:], r)
+	h := sha256.Sum256(b[:])
+	return h[:]
+}
 
 // leafHash is the RFC 6962 leaf hash of one record: the leaf data is the
 // record's 32-byte binary curr_hash.

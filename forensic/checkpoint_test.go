@@ -1,12 +1,14 @@
 package forensic
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 type cpEnv struct {
@@ -157,4 +159,16 @@ func TestIncrementalCheckpointBeforeRotation(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, inc.OK, "%+v", inc.Failures)
 	require.Equal(t, uint64(4), inc.CheckpointSize)
+}
+
+func TestHashChildrenMatchesRFC6962(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200; i++ {
+		l, rt := make([]byte, 32), make([]byte, 32)
+		for j := range l {
+			l[j], rt[j] = byte(r.Uint32()), byte(r.Uint32())
+		}
+		require.Equal(t, rfc6962.DefaultHasher.HashChildren(l, rt), hashChildren(l, rt))
+	}
+	require.Equal(t, rfc6962.DefaultHasher.HashChildren([]byte("a"), []byte("bc")), hashChildren([]byte("a"), []byte("bc")))
 }

@@ -44,6 +44,18 @@ rotate_key, and seal (forward-secure mode). The chain does not care;
 callers choose. Callers may not set event_type, prev_hash, curr_hash, hmac,
 seq, kid or fse.
 
+Field values of type Text (a string the caller already validated as UTF-8)
+and Decimal (an unsigned integer written as a string of its decimal digits,
+e.g. a handle) are logged exactly as the strings they stand for.
+
+Hashing: on amd64 CPUs with SHA-NI the writer computes a line's curr_hash and
+hmac together, and the keyless verifier two consecutive lines together, with
+a two-lane SHA-256 (sha2x*.go; the assembly is generated from Go's own SHA-NI
+block function by benchmarks/forensic/gen_sha2x.py): one message is bound by
+the latency of the SHA-NI rounds, so two interleaved cost little more.
+Elsewhere crypto/sha256 and crypto/hmac are used. Both are tested against
+crypto/sha256 and crypto/hmac (FuzzSHA2x).
+
 # Files, rotation, locking
 
 The active file is <dir>/<stem>.log (mode 0600, directory 0700; a symlink
