@@ -1,7 +1,7 @@
 /* Zero-then-verify ceiling on this machine: glibc memset of 2 GiB against zeroing 32 KiB chunks
  * with each store flavour and reading every chunk back (the full-verification pool release), and
  * non-temporal zeroing alone (what a sampled release does). One thread, medians of 3.
- * Build and run: cc -O2 -march=native -o build/ceiling benchmarks/pool/ceiling.c && build/ceiling
+ * Build and run: cc -O2 -march=native -o build/ceiling benchmarks/pool/c/ceiling.c && build/ceiling
  * (CLZERO rows only on AMD CPUs that have it.) Cited by benchmarks/results/pool.md. */
 #define _GNU_SOURCE
 #include <cpuid.h>
