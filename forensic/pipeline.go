@@ -136,15 +136,7 @@ func (w *Writer) appendBatch(recs []pending, fields []Field) error {
 		if w.fileRecs > 0 && w.size+int64(len(w.out))+segBytes+lineLen > w.o.MaxBytes {
 			w.finishSegment(pre, seg, i, k)
 			segBytes = 0
-			if err := w.writeOut(); err != nil {
-				return err
-			}
-			if w.dirty && !w.sync() {
-				w.mu.Lock()
-				w.fails = append(w.fails, ticketRange{lo: w.durable, hi: w.tickets})
-				w.mu.Unlock()
-			}
-			if err := w.rotate(); err != nil {
+			if err := w.rotateFull(); err != nil {
 				return err
 			}
 			seg = i
@@ -249,15 +241,7 @@ func (w *Writer) chainBatch(pre []preRec, d *sha2Mac, suffix int) error {
 		seqs := strconv.AppendUint(seqd[:0], w.seq, 10)
 		lineLen := int64(len(p.buf) + 2 + len(w.prev) + len(seqs) - 1 + suffix + 1)
 		if w.fileRecs > 0 && w.size+int64(len(w.out))+lineLen > w.o.MaxBytes {
-			if err := w.writeOut(); err != nil {
-				return err
-			}
-			if w.dirty && !w.sync() {
-				w.mu.Lock()
-				w.fails = append(w.fails, ticketRange{lo: w.durable, hi: w.tickets})
-				w.mu.Unlock()
-			}
-			if err := w.rotate(); err != nil {
+			if err := w.rotateFull(); err != nil {
 				return err
 			}
 			seqs = strconv.AppendUint(seqd[:0], w.seq, 10)

@@ -49,31 +49,7 @@ func topLevelSeq(prefix []byte) (uint64, bool) {
 		return parseUintAt(prefix[i+len(pat):])
 	}
 	// nested objects before it: walk with depth tracking
-	depth := 0
-	inStr := false
-	for i := 0; i < len(prefix); i++ {
-		c := prefix[i]
-		if inStr {
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			if depth == 1 && prefix[i-1] == ',' && bytes.HasPrefix(prefix[i-1:], []byte(pat)) {
-				return parseUintAt(prefix[i-1+len(pat):])
-			}
-			inStr = true
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-		}
-	}
-	return 0, false
+	return topLevelUint(prefix, pat)
 }
 
 // indexSeqKey is bytes.Index(prefix, `,"seq":`), searching for the rare

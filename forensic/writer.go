@@ -1029,21 +1029,27 @@ func (w *Writer) sync() bool {
 	return true
 }
 
+// rotateFull writes out what is buffered, fsyncs it (a failure marks the
+// records written since the last durable point as failed: the old file's
+// data is suspect, and it is rotated away anyway) and rotates.
+func (w *Writer) rotateFull() error {
+	if err := w.writeOut(); err != nil {
+		return err
+	}
+	if w.dirty && !w.sync() {
+		w.mu.Lock()
+		w.fails = append(w.fails, ticketRange{lo: w.durable, hi: w.tickets})
+		w.mu.Unlock()
+	}
+	return w.rotate()
+}
+
 // appendRecord encodes one record into the output buffer, rotating first
 // when it would push the file past MaxBytes.
 func (w *Writer) appendRecord(ev string, fields []Field, ts int64) error {
 	line := w.encodeLine(ev, fields, ts)
 	if w.fileRecs > 0 && w.size+int64(len(w.out))+int64(len(line)) > w.o.MaxBytes {
-		if err := w.writeOut(); err != nil {
-			return err
-		}
-		if w.dirty && !w.sync() {
-			// the data of the old file is suspect; it is rotated away below anyway
-			w.mu.Lock()
-			w.fails = append(w.fails, ticketRange{lo: w.durable, hi: w.tickets})
-			w.mu.Unlock()
-		}
-		if err := w.rotate(); err != nil {
+		if err := w.rotateFull(); err != nil {
 			return err
 		}
 		line = w.encodeLine(ev, fields, ts)
