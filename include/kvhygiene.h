@@ -272,7 +272,7 @@ typedef struct kvh_alloc_desc {
 /* Tag a region (or allocate library-owned memory) and log "allocate".
  * Library-owned CPU memory is mmap'ed with guard pages, MADV_DONTDUMP and
  * mlock where RLIMIT_MEMLOCK allows (else logged with the reason); its
- * address is available through kvh_buffer_info. CUDA ranges are validated
+ * address is available through kvh_buffer_info_get. CUDA ranges are validated
  * with cuPointerGetAttributes before they are accepted.
  * desc: borrowed. *out_handle: written on success. */
 KVH_API kvh_status kvh_allocate(kvh_tracer *tracer, const kvh_alloc_desc *desc,
@@ -365,7 +365,9 @@ typedef struct kvh_buffer_info {
   char model_id[KVH_MAX_ID_LEN + 1];
 } kvh_buffer_info;
 
-/* Describe a buffer. out: caller-owned, struct_size set by the caller. */
+/* Describe a buffer. out: caller-owned, struct_size set by the caller.
+ * (DESIGN.md's table calls this kvh_buffer_info; in C a function cannot share
+ * the name of the kvh_buffer_info type, hence the _get.) */
 KVH_API kvh_status kvh_buffer_info_get(kvh_tracer *tracer, uint64_t handle,
                                        kvh_buffer_info *out);
 
