@@ -463,7 +463,7 @@ func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool, mode VerifyMod
 
 // completeRelease updates block states, metrics and logs pool_release (p
 // locked). bad lists the blocks that failed verification.
-func (t *Tracer) completeRelease(p *pool, ids, bad []uint32, total, nonzero uint64, mode VerifyMode, dur int64) (float64, error) {
+func (t *Tracer) completeRelease(p *pool, ids, bad []uint32, total, nonzero uint64, mode VerifyMode, dur int64, extra ...forensic.Field) (float64, error) {
 	cov := pct(total, nonzero)
 	if mode == VerifyNone && total > 0 {
 		cov = 0
@@ -484,6 +484,7 @@ func (t *Tracer) completeRelease(p *pool, ids, bad []uint32, total, nonzero uint
 		forensic.Field{Key: "duration_ms", Value: float64(dur) / 1e6},
 		forensic.Field{Key: "verify", Value: mode.value()},
 	)
+	fs = append(fs, extra...)
 	if len(bad) > 0 {
 		fs = append(fs, forensic.Field{Key: "quarantined_blocks", Value: bad}, forensic.Field{Key: "nonzero_bytes", Value: nonzero})
 	}

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/kvhygiene/kvhygiene/core/cpuzero"
+	"github.com/kvhygiene/kvhygiene/forensic"
 )
 
 // The host pool release path: zeroize every region of every released block,
@@ -35,12 +36,21 @@ func (t *Tracer) releaseCPU(p *pool, ids []uint32, start int64, mode VerifyMode)
 		total += r.BlockBytes * uint64(len(ids))
 	}
 	nz := make([]uint64, len(ids)*nr) // non-zero bytes per range, block-major: k*nr + r
+	var extra []forensic.Field
 	ferr := cpuzero.Guard(func() {
 		if mode == VerifyFull {
 			t.releaseFull(p, ids, nz, total)
-		} else {
-			t.releaseStreamed(p, ids, nz, total, mode == VerifySampled)
+			return
 		}
+		var nonce uint64
+		if mode == VerifySampled {
+			// the auditor's key to the positions: with the tracer key, the
+			// pool handle and this nonce, cpuzero.RangeSampler reproduces them
+			nonce = t.sanSeq.Add(1)
+			extra = append(extra, forensic.Field{Key: "verify_nonce", Value: nonce},
+				forensic.Field{Key: "verify_samples_per_region", Value: p.samples})
+		}
+		t.releaseStreamed(p, ids, nz, total, mode == VerifySampled, nonce)
 	})
 	if ferr != nil {
 		// A region was unmapped after registration: nothing is proven, every
@@ -62,7 +72,7 @@ func (t *Tracer) releaseCPU(p *pool, ids []uint32, start int64, mode VerifyMode)
 			nonzero += s
 		}
 	}
-	return t.completeRelease(p, ids, bad, total, nonzero, mode, t.now()-start)
+	return t.completeRelease(p, ids, bad, total, nonzero, mode, t.now()-start, extra...)
 }
 
 // blockRange is the memory of block b in region r.
@@ -94,7 +104,7 @@ type streamPiece struct{ r, lo, hi int }
 // sampled verification, samples each piece right after zeroing it. The
 // sampler numbers the ranges region by region over the sorted block ids:
 // range index r*len(ids) + s for the s-th smallest block of the release.
-func (t *Tracer) releaseStreamed(p *pool, ids []uint32, nz []uint64, total uint64, sampled bool) {
+func (t *Tracer) releaseStreamed(p *pool, ids []uint32, nz []uint64, total uint64, sampled bool, nonce uint64) {
 	nb, nr := len(ids), len(p.regions)
 	order := make([]int, nb) // positions in ids, by increasing block id
 	for i := range order {
@@ -120,7 +130,7 @@ func (t *Tracer) releaseStreamed(p *pool, ids []uint32, nz []uint64, total uint6
 	}
 	var sampler *cpuzero.RangeSampler
 	if sampled {
-		sampler = cpuzero.NewRangeSampler(t.key[:], sampleHandle(Handle(p.h), t.sanSeq.Add(1)))
+		sampler = cpuzero.NewRangeSampler(t.key[:], sampleHandle(Handle(p.h), nonce))
 	}
 	res := make([]uint64, nb*nr) // sampled non-zero bytes by range index
 	parallelChunks(len(pieces), total, func(plo, phi int) {

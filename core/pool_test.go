@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/kvhygiene/kvhygiene/core/cpuzero"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -366,4 +367,39 @@ func TestMemoryFaultIsAnError(t *testing.T) {
 		}
 	}
 	require.Equal(t, 2, faults)
+}
+
+// An auditor with the tracer key reproduces the positions a sampled release
+// checked, from the verify_nonce of its pool_release record: a byte left at
+// the first such position of one range is caught (deterministically).
+func TestPoolSampledPositionsReproducible(t *testing.T) {
+	tr, path := newTracer(t, nil)
+	const nb, bb = 8, 32 << 10
+	mem := region(t, 2*nb*bb, 1)
+	p, err := tr.PoolRegister(PoolDesc{NumBlocks: nb, Model: "m", Verify: VerifySampled,
+		Regions: []PoolRegion{{addr(mem), bb, bb}, {addr(mem[nb*bb:]), bb, bb}}})
+	require.NoError(t, err)
+	ids := []uint32{6, 2, 5}
+	require.NoError(t, tr.PoolAssign(p, ids, "a", "r"))
+	nonce := tr.sanSeq.Load() + 1 // the release's nonce
+	s := cpuzero.NewRangeSampler(tr.key[:], sampleHandle(Handle(p), nonce))
+	// range index = region*len(ids) + position of the block among the sorted ids (2, 5, 6):
+	// block 5 of region 1 is index 1*3 + 1
+	pos := s.Positions(bb, tr.cfg.VerifySamplesDefault, 4)
+	target := addr(mem[nb*bb+5*bb:])
+	testHookAfterZero = func(b []byte) {
+		if addr(b) == target {
+			b[pos[0]] = 0x80
+		}
+	}
+	_, err = tr.PoolRelease(p, ids, false)
+	testHookAfterZero = nil
+	requireStatus(t, StatusVerify, err)
+	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{5}, "b", "r"))
+	require.NoError(t, tr.PoolAssign(p, []uint32{2, 6}, "b", "r"))
+	rel := ofEvent(readLog(t, tr, path), "pool_release")
+	require.Len(t, rel, 1)
+	require.Equal(t, float64(nonce), rel[0]["verify_nonce"])
+	require.Equal(t, float64(tr.cfg.VerifySamplesDefault), rel[0]["verify_samples_per_region"])
+	require.Equal(t, []any{5.0}, rel[0]["quarantined_blocks"])
 }

@@ -54,8 +54,10 @@
 // # Sampled verification of many ranges (pool releases)
 //
 // A RangeSampler verifies the ranges of one pool release (the range index is assigned by
-// the caller; the tracer numbers the (region, block) pairs of a release region by region)
-// from one keystream: seed = HMAC-SHA256(key, "kvhygiene/cpuzero/sample-ranges/v1" || 0x00 ||
+// the caller: the tracer numbers the (region, block) pairs region by region over the
+// release's block ids in increasing order, index = region*len(blocks) + rank, and uses as
+// handle the pool handle XOR (n * 0x9E3779B97F4A7C15) for the verify_nonce n that the
+// pool_release record carries) from one keystream: seed = HMAC-SHA256(key, "kvhygiene/cpuzero/sample-ranges/v1" || 0x00 ||
 // LE64(handle)); the stream is AES-256-CTR keyed with seed, a zero IV and a 128-bit
 // big-endian counter; with n samples per range, range index reads its n draws (8 bytes
 // each, little-endian) from the stream bytes [8n*index, 8n*(index+1)). The shuffle, the word
