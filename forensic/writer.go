@@ -657,14 +657,14 @@ func (w *Writer) Append(eventType string, fields ...Field) error {
 	if eventType == "" {
 		return errors.New("forensic: append: empty event type")
 	}
-	if !utf8.ValidString(eventType) {
+	if !validUTF8(eventType) {
 		return fmt.Errorf("forensic: append: event type: %w: not valid UTF-8", ErrUnsupported)
 	}
 	for i, f := range fields {
 		if reserved(f.Key) {
 			return fmt.Errorf("forensic: append %s: field %q is set by the writer", eventType, f.Key)
 		}
-		if !utf8.ValidString(f.Key) {
+		if !validUTF8(f.Key) {
 			return fmt.Errorf("forensic: append %s: field key: %w: not valid UTF-8", eventType, ErrUnsupported)
 		}
 		for j := 0; j < i; j++ {
@@ -708,6 +708,18 @@ func (w *Writer) Append(eventType string, fields ...Field) error {
 	err := w.ticketErr(ticket)
 	w.mu.Unlock()
 	return err
+}
+
+// validUTF8 is utf8.ValidString with an inline ASCII loop first: keys and
+// event types are short ASCII constants, for which the call costs more than
+// the check.
+func validUTF8(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return utf8.ValidString(s)
+		}
+	}
+	return true
 }
 
 // reserved reports whether key is one of reservedKeys. The switch rejects
