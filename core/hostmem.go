@@ -132,9 +132,9 @@ func (h *hostMem) body() []byte {
 }
 
 // put parks h, whose data the caller has zeroized and verified; it zeroizes
-// and verifies the rest of the data pages too. It reports false (the caller
-// unmaps) when h is too large, the cache is full or the pages cannot be
-// protected.
+// and verifies the rest of the data pages too (a caller may have written past
+// nbytes inside its last page). It reports false (the caller unmaps) when h
+// is too large, the cache is full or the rest does not read back zero.
 func (c *hostCache) put(h *hostMem) bool {
 	body := h.body()
 	n := uint64(len(body))
@@ -188,6 +188,7 @@ func (c *hostCache) get(n uint64) *hostMem {
 			return nil
 		}
 		h := list[len(list)-1]
+		list[len(list)-1] = nil
 		c.free[rounded] = list[:len(list)-1]
 		c.bytes -= rounded
 		c.mu.Unlock()
