@@ -34,6 +34,14 @@ def _key(hmac_secret: Optional[Union[bytes, str]]) -> Optional[bytes]:
     return env.encode("utf-8") if env else None
 
 
+def _keys(hmac_secret: Optional[bytes], fs_verify_key: Optional[str], fs_now: Optional[float]) -> Dict[str, Any]:
+    """log_verify's key arguments: a forward-secure key replaces the HMAC
+    key, and then $FORENSIC_HMAC_SECRET is not consulted."""
+    if fs_verify_key is None:
+        return {"hmac_secret": _key(hmac_secret)}
+    return {"hmac_secret": hmac_secret, "fs_verify_key": fs_verify_key, "fs_now": fs_now}
+
+
 def log_verify(
     path: PathLike,
     *,
@@ -131,21 +139,34 @@ class ForensicLogger:
         return ForensicLogger.verify_all(self.path, hmac_secret=self._hmac_secret)
 
     @staticmethod
-    def verify_chain(path: PathLike, *, hmac_secret: Optional[bytes] = None) -> Dict[str, Any]:
+    def verify_chain(
+        path: PathLike,
+        *,
+        hmac_secret: Optional[bytes] = None,
+        fs_verify_key: Optional[str] = None,
+        fs_now: Optional[float] = None,
+    ) -> Dict[str, Any]:
         """Verify one file. Returns ``{"ok", "lines", "first_bad_line", "failures"}``.
 
         The key is ``hmac_secret`` or ``$FORENSIC_HMAC_SECRET``. With a key,
         every record must carry a valid ``hmac`` (the seed skipped records
-        without one).
+        without one). A forward-secure log is checked with ``fs_verify_key``
+        (and ``fs_now``: see :func:`log_verify`) instead of an HMAC key.
         """
-        rep = log_verify(path, hmac_secret=_key(hmac_secret))
+        rep = log_verify(path, **_keys(hmac_secret, fs_verify_key, fs_now))
         fails = list(rep.get("failures", []))
         ok_file, lines, first = _chain_summary(Path(path), fails)
         ok = bool(rep["ok"]) and ok_file
         return {"ok": ok, "lines": lines, "first_bad_line": first, "failures": fails}
 
     @staticmethod
-    def verify_all(path: PathLike, *, hmac_secret: Optional[bytes] = None) -> Dict[str, Any]:
+    def verify_all(
+        path: PathLike,
+        *,
+        hmac_secret: Optional[bytes] = None,
+        fs_verify_key: Optional[str] = None,
+        fs_now: Optional[float] = None,
+    ) -> Dict[str, Any]:
         """Verify the active file, every rotated file and the links between
         them. Returns ``{"ok", "files": [...], "records", "failures"}`` where
         ``files`` holds the seed's per-file entries (``file``, ``ok``,
@@ -153,7 +174,7 @@ class ForensicLogger:
         ``ok``: False, ``error``).
         """
         base = Path(path)
-        rep = log_verify(base, hmac_secret=_key(hmac_secret), all_files=True)
+        rep = log_verify(base, all_files=True, **_keys(hmac_secret, fs_verify_key, fs_now))
         fails: List[Dict[str, Any]] = list(rep.get("failures", []))
         names = rep.get("files")
         if names:

@@ -59,3 +59,13 @@ def test_forward_secure_log_verifies_and_detects(tmp_path: Path, log_path: Path)
     assert rep["ok"] is False and any(f["reason"] == "fs_stale" for f in rep["failures"]), rep
     with pytest.raises(kvhygiene.KvhError):
         log_verify(log_path, fs_verify_key=vk, hmac_secret=b"k")
+    # the seed-shaped entry points take the key too; $FORENSIC_HMAC_SECRET is not mixed in
+    os.environ["FORENSIC_HMAC_SECRET"] = "ignored-with-an-fs-key"
+    try:
+        chain = kvhygiene.ForensicLogger.verify_chain(log_path, fs_verify_key=vk, fs_now=time.time())
+        assert chain["ok"] is True and chain["lines"] == len(recs), chain
+        every = kvhygiene.ForensicLogger.verify_all(log_path, fs_verify_key=vk)
+        assert every["ok"] is True, every
+        assert kvhygiene.ForensicLogger.verify_all(log_path, fs_verify_key=other)["ok"] is False
+    finally:
+        del os.environ["FORENSIC_HMAC_SECRET"]
