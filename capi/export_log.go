@@ -15,6 +15,22 @@ import (
 // logVerifyFlagsKnown is KVH_LOGVERIFY_ALL.
 const logVerifyFlagsKnown = 0x1
 
+// maxKeyText bounds the key texts of kvh_verify_opts (note verifier keys,
+// forward-secure verification keys).
+const maxKeyText = 4096
+
+// keyText reads an optional key text (NULL = none).
+func keyText(what string, p *C.char) (string, error) {
+	if p == nil {
+		return "", nil
+	}
+	k := readCStr(p, maxKeyText)
+	if k.tooLong {
+		return "", argErr(stInvalidArg, "%s is longer than %d bytes", what, maxKeyText)
+	}
+	return k.s, nil
+}
+
 // verifyOptsFromC reads kvh_verify_opts; NULL means no key, no checkpoints,
 // this file only.
 func verifyOptsFromC(o *C.kvh_verify_opts) (forensic.VerifyOptions, bool, error) {
@@ -36,22 +52,14 @@ func verifyOptsFromC(o *C.kvh_verify_opts) (forensic.VerifyOptions, bool, error)
 	if v.CheckpointDir, err = optPathArg("opts->checkpoint_dir", readPath(o.checkpoint_dir)); err != nil {
 		return v, false, err
 	}
-	if o.public_key != nil {
-		pk := readCStr(o.public_key, 4096)
-		if pk.tooLong {
-			return v, false, argErr(stInvalidArg, "opts->public_key is longer than 4096 bytes")
-		}
-		v.PublicKey = pk.s
+	if v.PublicKey, err = keyText("opts->public_key", o.public_key); err != nil {
+		return v, false, err
 	}
-	if o.fs_verify_key != nil {
-		k := readCStr(o.fs_verify_key, 4096)
-		if k.tooLong {
-			return v, false, argErr(stInvalidArg, "opts->fs_verify_key is longer than 4096 bytes")
-		}
-		if len(v.HMACKey) > 0 {
-			return v, false, argErr(stInvalidArg, "opts->fs_verify_key and opts->hmac_key are exclusive")
-		}
-		v.FSVerifyKey = k.s
+	if v.FSVerifyKey, err = keyText("opts->fs_verify_key", o.fs_verify_key); err != nil {
+		return v, false, err
+	}
+	if v.FSVerifyKey != "" && len(v.HMACKey) > 0 {
+		return v, false, argErr(stInvalidArg, "opts->fs_verify_key and opts->hmac_key are exclusive")
 	}
 	switch {
 	case o.fs_now_unix < 0:

@@ -98,8 +98,10 @@ func (h *hostMem) zeroAndRelease() {
 //
 // Parked pages stay writable: making them PROT_NONE and back costs two
 // mprotect calls whose TLB shootdowns (an IPI to every CPU that ran the
-// process, a VM exit each on a virtual machine) were measured at ~18 µs per
-// lifecycle, as much as the mapping they replace. A write through a stale
+// process, a VM exit each on a virtual machine) made the library-owned
+// lifecycle of `make bench-capi` 23 µs instead of 4.7 µs on the development
+// VM (2026-11-22, a build that protected parked pages), nearly as much as the
+// mapping they replace. A write through a stale
 // pointer kept by the previous owner (a use-after-free in the engine) is
 // instead caught by the check on reuse: that mapping is unmapped, never
 // handed out, and an isolation_violation record (operation

@@ -180,17 +180,10 @@ static void test_config(void) {
     EXPECT_MSG(kvh_config_init((kvh_config *)buf, sizeof(kvh_config) + 8), KVH_E_STRUCT_SIZE,
                "sizeof(kvh_config)");
     EXPECT_MSG(kvh_config_init((kvh_config *)buf, 0), KVH_E_STRUCT_SIZE, "struct_size is 0");
-    size_t untouched = 0;
-    for (size_t i = 0; i < sizeof buf; i++) untouched += buf[i] == 0xa5;
-    CHECK(untouched == sizeof buf, "config_init with a wrong size wrote %zu bytes",
-          sizeof buf - untouched);
-    memset(buf, 0xa5, sizeof buf);
+    CHECK(all_bytes(buf, sizeof buf, 0xa5), "config_init with a wrong size wrote into the struct");
     EXPECT_MSG(kvh_sanitize_opts_init((kvh_sanitize_opts *)buf, sizeof(kvh_sanitize_opts) - 8),
                KVH_E_STRUCT_SIZE, "sizeof(kvh_sanitize_opts)");
-    untouched = 0;
-    for (size_t i = 0; i < sizeof buf; i++) untouched += buf[i] == 0xa5;
-    CHECK(untouched == sizeof buf, "sanitize_opts_init with a wrong size wrote %zu bytes",
-          sizeof buf - untouched);
+    CHECK(all_bytes(buf, sizeof buf, 0xa5), "sanitize_opts_init with a wrong size wrote into the struct");
   }
 }
 
