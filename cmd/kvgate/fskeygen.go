@@ -62,26 +62,6 @@ func runFSKeygen(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// writeNewFile creates path exclusively (never replacing anything) and fsyncs it.
-func writeNewFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, describeFSError(err))
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
 // parseTimeArg accepts "now", RFC 3339 or unix seconds.
 func parseTimeArg(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
