@@ -22,7 +22,7 @@ type cudaState struct {
 // substitute a fake through cudaLoad.
 type cudaDriver interface {
 	ValidateRange(ordinal int, r cudazero.Range) error
-	CheckStream(stream uint64) error
+	CheckStreamOn(ordinal int, stream uint64) error
 	ZeroAsync(ordinal int, stream uint64, ranges []cudazero.Range, verify, doublePass bool) (cudaOp, error)
 	ZeroPoolAsync(ordinal int, stream uint64, regions []cudazero.PoolRegion, blocks []uint32, verify bool) (cudaOp, error)
 	DeviceUUID(ordinal int) (string, error)
@@ -36,7 +36,7 @@ type cudaOp interface {
 type realDriver struct{ d *cudazero.Driver }
 
 func (r realDriver) ValidateRange(o int, rg cudazero.Range) error { return r.d.ValidateRange(o, rg) }
-func (r realDriver) CheckStream(s uint64) error                   { return r.d.CheckStream(s) }
+func (r realDriver) CheckStreamOn(o int, s uint64) error          { return r.d.CheckStreamOn(o, s) }
 func (r realDriver) DeviceUUID(o int) (string, error)             { return r.d.DeviceUUID(o) }
 func (r realDriver) ZeroAsync(o int, s uint64, rs []cudazero.Range, v, dp bool) (cudaOp, error) {
 	op, err := r.d.ZeroAsync(o, s, rs, v, dp)
@@ -143,8 +143,13 @@ func (t *Tracer) sanitizeCUDA(h Handle, s *slot, p sanPlan) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := d.CheckStream(p.stream); err != nil {
-		return 0, cudaErr("sanitize", err)
+	// ZeroAsync refuses a capturing stream before it enqueues anything; an
+	// empty buffer enqueues nothing, so its stream is checked here, in a
+	// context of the buffer's own device.
+	if s.nbytes == 0 {
+		if err := d.CheckStreamOn(int(s.ordinal), p.stream); err != nil {
+			return 0, cudaErr("sanitize", err)
+		}
 	}
 	wasQ := s.state == StateQuarantined
 	start := t.now()
@@ -283,7 +288,7 @@ func (t *Tracer) sanitizeBatchCUDA(items []cudaBatchItem, p sanPlan, ordinal int
 		fail(err)
 		return
 	}
-	if err := d.CheckStream(stream); err != nil {
+	if err := d.CheckStreamOn(ordinal, stream); err != nil {
 		fail(cudaErr("sanitize_many", err))
 		return
 	}

@@ -28,6 +28,8 @@ type fakeCUDA struct {
 	poolCalls   int // ZeroPoolAsync calls (each is one zero + one verify launch)
 	lastBlocks  []uint32
 	lastVerify  bool
+	captureErr  error // returned by CheckStreamOn
+	checkedOn   []int // ordinals CheckStreamOn was called with
 }
 
 type fakeOp struct {
@@ -37,8 +39,13 @@ type fakeOp struct {
 }
 
 func (f *fakeCUDA) ValidateRange(o int, r cudazero.Range) error { return f.validateErr }
-func (f *fakeCUDA) CheckStream(s uint64) error                  { return nil }
-func (f *fakeCUDA) DeviceUUID(o int) (string, error)            { return fmt.Sprintf("GPU-fake-%d", o), nil }
+func (f *fakeCUDA) CheckStreamOn(o int, s uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checkedOn = append(f.checkedOn, o)
+	return f.captureErr
+}
+func (f *fakeCUDA) DeviceUUID(o int) (string, error) { return fmt.Sprintf("GPU-fake-%d", o), nil }
 func (f *fakeCUDA) ZeroAsync(o int, s uint64, rs []cudazero.Range, verify, dp bool) (cudaOp, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -152,6 +159,41 @@ func TestCUDAErrors(t *testing.T) {
 	_, err = tr.Sanitize(h, SanitizeOpts{})
 	requireStatus(t, StatusDevice, err)
 	require.Equal(t, StateQuarantined, mustInfo(t, tr, h).State, "an unproven sanitize quarantines")
+}
+
+// The stream of a buffer is checked for graph capture in a context of the
+// buffer's own device: by ZeroAsync when there is work to enqueue, by
+// CheckStreamOn when there is none (an empty buffer) and before a batch logs
+// anything.
+func TestCUDACaptureCheckedOnBuffersDevice(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, path := newTracer(t, nil)
+	mem := region(t, 256, 5)
+	h, err := tr.Allocate(cudaDesc(mem)) // device 1
+	require.NoError(t, err)
+	empty := cudaDesc(mem)
+	empty.NBytes = 0
+	he, err := tr.Allocate(empty)
+	require.NoError(t, err)
+	_, err = tr.Sanitize(h, SanitizeOpts{})
+	require.NoError(t, err)
+	require.Empty(t, f.checkedOn, "ZeroAsync checks the stream; no second round trip")
+
+	f.captureErr = fmt.Errorf("stream 0x77 is being captured: %w", cudazero.ErrCapturing)
+	_, err = tr.Sanitize(he, SanitizeOpts{})
+	requireStatus(t, StatusState, err)
+	require.Contains(t, err.Error(), "captured")
+	require.Equal(t, []int{1}, f.checkedOn)
+	out := make([]float64, 1)
+	requireStatus(t, StatusState, tr.SanitizeMany([]Handle{h}, SanitizeOpts{}, out))
+	require.Equal(t, []int{1, 1}, f.checkedOn)
+	c := countEvents(readLog(t, tr, path))
+	require.Equal(t, 1, c["sanitize_start"], "a refused capture logs no sanitize_start")
+
+	f.captureErr = nil
+	_, err = tr.Sanitize(he, SanitizeOpts{})
+	require.NoError(t, err)
+	require.Equal(t, 100.0, mustInfo(t, tr, he).CoveragePct)
 }
 
 func TestCUDAAsyncSanitize(t *testing.T) {
