@@ -309,6 +309,20 @@ func appendPyFloat(b []byte, f float64) []byte {
 	case math.IsInf(f, -1):
 		return append(b, "-Infinity"...)
 	}
+	// repr writes fixed notation exactly when the shortest round-trip digits
+	// have a decimal exponent in [-4, 16), which for a finite double is
+	// 1e-4 <= |f| < 1e16 (both bounds are the doubles nearest those powers):
+	// Go's shortest 'f' digits are the same, plus ".0" when integral.
+	if a := math.Abs(f); a >= 1e-4 && a < 1e16 {
+		n := len(b)
+		b = strconv.AppendFloat(b, f, 'f', -1, 64)
+		for _, c := range b[n:] {
+			if c == '.' {
+				return b
+			}
+		}
+		return append(b, '.', '0')
+	}
 	var tmp [32]byte
 	e := strconv.AppendFloat(tmp[:0], f, 'e', -1, 64) // [-]d[.ddd]e±XX
 	neg := false

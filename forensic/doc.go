@@ -76,14 +76,18 @@ first within a second.
 
 # Durability and recovery
 
-Append validates and enqueues; a writer goroutine encodes, hashes and writes
-whole batches with one write(2). Unless someone waits for durability, the
-writer lingers up to 200 us so batches grow, and parks after 20 ms idle
-(only then does an Append pay for waking it). Batches of 64 records or more
-go through a pipeline: records are encoded in parallel with the prev_hash
-and seq values left out, the SHA-256 chain runs sequentially over the
-pieces, and lines are assembled and HMACed in parallel; the bytes equal
-those of the one-record path. Fsync policies: none (fsync only on Flush,
+Append validates and enqueues; a writer goroutine encodes and hashes whole
+batches, and a flusher goroutine writes each batch with one write(2) while
+the next one is encoded. At most one write is in flight, and it completes
+before any fsync, rotation, checkpoint, synchronous write or idle park.
+Unless someone waits for durability, the writer lingers up to 200 us so
+batches grow, and parks after 20 ms idle (only then does an Append pay for
+waking it). Batches of 64 records or more go through a pipeline: records are
+encoded in parallel with the prev_hash and seq values left out (each
+encoder sorts and encodes the keys of a distinct field list once and keeps
+that template), then the lines are assembled, chained and HMACed
+sequentially, a line's hash and HMAC computed together on two SHA-256
+lanes; the bytes equal those of the one-record path. Fsync policies: none (fsync only on Flush,
 Checkpoint, rotation, Close), interval (at most every FsyncInterval, 10 ms
 default) and always (Append returns after the fsync covering its record;
 concurrent appenders share fsyncs). A failed fsync is never retried: the

@@ -38,7 +38,7 @@ type preRec struct {
 }
 
 type encWorker struct {
-	kvs []kv
+	enc recordEncoder
 	rng *mrand.ChaCha8
 	mac hash.Hash
 }
@@ -118,7 +118,7 @@ func (w *Writer) appendBatch(recs []pending, fields []Field) error {
 	w.parallel(0, n, k, func(e *encWorker, i int) {
 		r := &recs[i]
 		p := &pre[i]
-		p.buf, p.cutA, p.cutB = encodeCanon(p.buf[:0], &e.kvs, e.rng, w.kid, w.fseValue(), r.ev, fields[r.fi:r.fi+r.fn], time.Now().UnixNano(), nil, 0, true)
+		p.buf, p.cutA, p.cutB = encodeCanon(p.buf[:0], &e.enc, e.rng, w.kid, w.fseValue(), r.ev, fields[r.fi:r.fi+r.fn], time.Now().UnixNano(), nil, 0, true)
 	})
 	suffix := sufPlainLen
 	if w.mac != nil {

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
@@ -126,15 +124,15 @@ type Writer struct {
 	kid       string
 	origin    string
 	lockf     *os.File
-	syncFn    func(*os.File) error // test hook
-	fs        *fsState             // forward-secure MAC state (nil: off)
+	syncFn    func(*os.File) error                // test hook
+	writeFn   func(*os.File, []byte) (int, error) // test hook
+	fs        *fsState                            // forward-secure MAC state (nil: off)
 
 	mu        sync.Mutex
 	cond      *sync.Cond
 	q         []pending
 	qf        []Field
 	tickets   uint64 // records enqueued so far
-	written   uint64 // tickets written to the file
 	durable   uint64 // tickets fsynced
 	flushWant uint64
 	cpWant    uint64 // checkpoint requests
@@ -158,7 +156,7 @@ type Writer struct {
 	lastSync   time.Time
 	canon      []byte
 	out        []byte
-	kvs        []kv
+	enc        recordEncoder
 	sha        hash.Hash
 	mac        hash.Hash
 	sum        []byte
@@ -172,6 +170,7 @@ type Writer struct {
 	encs       []*encWorker // batch pipeline workers
 	dual       *sha2Mac     // interleaved hash+HMAC (sha2x.go) with the key of dualFor
 	dualFor    hash.Hash
+	fl         *flusher  // write(2) of the previous batch, in flight (flusher.go)
 	bq         []pending // swapped batch
 	bqf        []Field
 
@@ -212,7 +211,7 @@ func Open(o Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("forensic: open %s: %w", o.Path, err)
 	}
-	w := &Writer{o: o, path: abs, dir: filepath.Dir(abs), syncFn: (*os.File).Sync}
+	w := &Writer{o: o, path: abs, dir: filepath.Dir(abs), syncFn: (*os.File).Sync, writeFn: (*os.File).Write}
 	w.stem, w.ext = splitBase(filepath.Base(abs))
 	w.kid = o.KeyID
 	if w.kid == "" {
@@ -295,6 +294,7 @@ func Open(o Options) (*Writer, error) {
 	}
 	w.lastSync = time.Now()
 	w.lastCPTime = time.Now()
+	w.fl = newFlusher()
 	go w.loop()
 	return w, nil
 }
@@ -838,6 +838,16 @@ func (w *Writer) Close() error {
 
 func (w *Writer) loop() {
 	defer close(w.exited)
+	defer func() {
+		if err := w.stopFlusher(); err != nil {
+			w.mu.Lock()
+			first := w.err == nil
+			w.mu.Unlock()
+			if first {
+				w.fail(err)
+			}
+		}
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	lastWork := time.Now()
@@ -863,7 +873,7 @@ func (w *Writer) loop() {
 		}
 		clear(w.bqf) // drop references to caller values
 		if err == nil {
-			err = w.writeOut()
+			err = w.writeOutAsync()
 		}
 		if err != nil {
 			w.fail(err)
@@ -880,6 +890,10 @@ func (w *Writer) loop() {
 			needSync = true
 		}
 		if needSync {
+			if err := w.drain(); err != nil {
+				w.fail(err)
+				return
+			}
 			if !w.sync() {
 				w.mu.Lock()
 				lo := w.durable
@@ -893,13 +907,16 @@ func (w *Writer) loop() {
 		}
 		var cpErr error
 		if cpDue || cpReq {
+			if err := w.drain(); err != nil {
+				w.fail(err)
+				return
+			}
 			cpErr = w.checkpoint()
 			if cpErr != nil && w.o.OnError != nil {
 				w.o.OnError(cpErr)
 			}
 		}
 		w.mu.Lock()
-		w.written = batchEnd
 		if !w.dirty || failed != nil {
 			w.durable = batchEnd
 		}
@@ -914,6 +931,14 @@ func (w *Writer) loop() {
 		exit := closing && !more
 		w.cond.Broadcast()
 		w.mu.Unlock()
+		if !more {
+			// going idle: finish the write now, so its errors and byte
+			// count do not wait for the next record
+			if err := w.drain(); err != nil {
+				w.fail(err)
+				return
+			}
+		}
 		if exit {
 			return
 		}
@@ -1095,11 +1120,15 @@ func (w *Writer) commitMeta(sum []byte) {
 	w.records.Add(1)
 }
 
+// writeOut writes w.out synchronously, after the write in flight (if any).
 func (w *Writer) writeOut() error {
+	if err := w.drain(); err != nil {
+		return err
+	}
 	if len(w.out) == 0 {
 		return nil
 	}
-	n, err := w.f.Write(w.out)
+	n, err := w.writeFn(w.f, w.out)
 	w.size += int64(n)
 	w.bytes.Add(uint64(n))
 	w.out = w.out[:0]
@@ -1187,34 +1216,11 @@ func rfcLeaf(sum []byte) []byte {
 	return h[:]
 }
 
-// ---- encoding ----
-
-type kvKind uint8
-
-const (
-	kvAny kvKind = iota
-	kvString
-	kvUint
-	kvFloat
-	kvUUID
-	kvPrev
-	kvSeq
-)
-
-type kv struct {
-	key  string
-	kind kvKind
-	s    string
-	u    uint64
-	f    float64
-	v    any
-}
-
 // encodeLine builds the canonical record for (ev, fields) at the current
 // seq/prev, hashes it and returns the full line (with curr_hash, hmac, '\n').
 // The returned slice aliases w.canon.
 func (w *Writer) encodeLine(ev string, fields []Field, ts int64) []byte {
-	b, _, _ := encodeCanon(w.canon[:0], &w.kvs, w.rng, w.kid, w.fseValue(), ev, fields, ts, w.prev, w.seq, false)
+	b, _, _ := encodeCanon(w.canon[:0], &w.enc, w.rng, w.kid, w.fseValue(), ev, fields, ts, w.prev, w.seq, false)
 	if d := w.dualHasher(); d != nil {
 		// hash and HMAC of prev + canonical together
 		var sum, mac [32]byte
@@ -1259,158 +1265,4 @@ func (w *Writer) encodeLine(ev string, fields []Field, ts int64) []byte {
 	b = append(b, '}', '\n')
 	w.canon = b
 	return b
-}
-
-func appendUUID(b []byte, rng *mrand.ChaCha8) []byte {
-	var u [16]byte
-	x, y := rng.Uint64(), rng.Uint64()
-	for i := 0; i < 8; i++ {
-		u[i] = byte(x >> (8 * i))
-		u[8+i] = byte(y >> (8 * i))
-	}
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	var s [38]byte
-	s[0] = '"'
-	hex.Encode(s[1:9], u[0:4])
-	s[9] = '-'
-	hex.Encode(s[10:14], u[4:6])
-	s[14] = '-'
-	hex.Encode(s[15:19], u[6:8])
-	s[19] = '-'
-	hex.Encode(s[20:24], u[8:10])
-	s[24] = '-'
-	hex.Encode(s[25:37], u[10:16])
-	s[37] = '"'
-	return append(b, s[:]...)
-}
-
-// unsafeString views b as a string without copying; b must not change
-// while the string is in use.
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// sortKey orders the keys of a record: pfx holds the first eight bytes of
-// the key big-endian (zero-padded), i its index in the kv slice.
-type sortKey struct {
-	pfx uint64
-	i   uint32
-}
-
-// keyPrefix packs the first eight bytes of k big-endian, zero-padded, so
-// that prefix order agrees with string order wherever the prefixes differ.
-func keyPrefix(k string) uint64 {
-	if len(k) >= 8 {
-		return binary.BigEndian.Uint64(unsafe.Slice(unsafe.StringData(k), 8))
-	}
-	var p uint64
-	for i := 0; i < len(k); i++ {
-		p |= uint64(k[i]) << (56 - 8*i)
-	}
-	return p
-}
-
-// keyLess reports whether a's key sorts before b's (byte order).
-func keyLess(kvs []kv, a, b sortKey) bool {
-	if a.pfx != b.pfx {
-		return a.pfx < b.pfx
-	}
-	return kvs[a.i].key < kvs[b.i].key
-}
-
-// encodeCanon writes the canonical record. With placeholder the values of
-// prev_hash and seq are left out and cutA/cutB are the offsets where they go
-// (prev_hash sorts before seq); the pipeline fills them in later.
-func encodeCanon(b []byte, kvsp *[]kv, rng *mrand.ChaCha8, kid string, fse int64, ev string, fields []Field, ts int64, prev []byte, seq uint64, placeholder bool) (out []byte, cutA, cutB int) {
-	kvs := (*kvsp)[:0]
-	kvs = append(kvs,
-		kv{key: "event_type", kind: kvString, s: ev},
-		kv{key: "kid", kind: kvString, s: kid},
-		kv{key: "prev_hash", kind: kvPrev},
-		kv{key: "seq", kind: kvSeq, u: seq})
-	if fse >= 0 {
-		kvs = append(kvs, kv{key: "fse", kind: kvUint, u: uint64(fse)})
-	}
-	var hasSchema, hasTS, hasTrace bool
-	for _, f := range fields {
-		switch f.Key {
-		case "schema":
-			hasSchema = true
-		case "ts":
-			hasTS = true
-		case "trace_id":
-			hasTrace = true
-		}
-		switch v := f.Value.(type) {
-		case string: // validated by Append
-			kvs = append(kvs, kv{key: f.Key, kind: kvString, s: v})
-		case Text:
-			kvs = append(kvs, kv{key: f.Key, kind: kvString, s: string(v)})
-		default:
-			kvs = append(kvs, kv{key: f.Key, kind: kvAny, v: f.Value})
-		}
-	}
-	if !hasSchema {
-		kvs = append(kvs, kv{key: "schema", kind: kvUint, u: 1})
-	}
-	if !hasTS {
-		kvs = append(kvs, kv{key: "ts", kind: kvFloat, f: float64(ts) / 1e9})
-	}
-	if !hasTrace {
-		kvs = append(kvs, kv{key: "trace_id", kind: kvUUID})
-	}
-	// Insertion sort (stable, small n, no allocation) of (key prefix, index)
-	// pairs rather than of the 72-byte kv values, comparing the first eight
-	// key bytes as one integer: swapping the values and calling the string
-	// compare were a third of the encoder's time.
-	var ordBuf [48]sortKey
-	ord := ordBuf[:0]
-	if len(kvs) > len(ordBuf) {
-		ord = make([]sortKey, 0, len(kvs))
-	}
-	for i := range kvs {
-		e := sortKey{pfx: keyPrefix(kvs[i].key), i: uint32(i)}
-		j := len(ord)
-		ord = append(ord, e)
-		for ; j > 0 && keyLess(kvs, e, ord[j-1]); j-- {
-			ord[j] = ord[j-1]
-		}
-		ord[j] = e
-	}
-	b = append(b, '{')
-	for i, o := range ord {
-		e := &kvs[o.i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendPyString(b, e.key)
-		b = append(b, ':')
-		switch e.kind {
-		case kvString:
-			b = appendPyString(b, e.s)
-		case kvUint:
-			b = strconv.AppendUint(b, e.u, 10)
-		case kvSeq:
-			if placeholder {
-				cutB = len(b)
-			} else {
-				b = strconv.AppendUint(b, e.u, 10)
-			}
-		case kvFloat:
-			b = appendPyFloat(b, e.f)
-		case kvUUID:
-			b = appendUUID(b, rng)
-		case kvPrev:
-			if placeholder {
-				cutA = len(b)
-			} else {
-				b = appendPyString(b, unsafeString(prev))
-			}
-		default:
-			b, _ = appendCanonical(b, e.v) // validated by Append
-		}
-	}
-	b = append(b, '}')
-	clear(kvs) // drop references
-	*kvsp = kvs[:0]
-	return b, cutA, cutB
 }

@@ -363,3 +363,37 @@ func TestFlushMakesRecordsVisible(t *testing.T) {
 // compatRoot is the seed's log fixtures, copied from ../shared/compat into
 // tests/fixtures/compat so a clean clone has them.
 func compatRoot() string { return filepath.Join(repoRoot(), "tests", "fixtures", "compat") }
+
+// A failed write(2) (here on the background flusher, the batch path) stops
+// the writer with the error: OnError, Append, Flush and Close report it,
+// and what reached the file before still verifies.
+func TestWriteFailureStopsWriter(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	var mu sync.Mutex
+	var errs []error
+	w, err := Open(Options{Path: p, HMACKey: testKey, Fsync: FsyncNone, OnError: func(e error) { mu.Lock(); errs = append(errs, e); mu.Unlock() }})
+	require.NoError(t, err)
+	writeN(t, w, 10)
+	require.NoError(t, w.Flush())
+	w.mu.Lock()
+	w.writeFn = func(f *os.File, b []byte) (int, error) { return 0, errors.New("ENOSPC (injected)") }
+	w.mu.Unlock()
+	var aerr error
+	for i := 0; i < 5000 && aerr == nil; i++ {
+		aerr = w.Append("write", Field{"handle", "h"}, Field{"i", int64(i)})
+	}
+	ferr := w.Flush()
+	require.Error(t, ferr)
+	require.Contains(t, ferr.Error(), "forensic: write")
+	require.Contains(t, ferr.Error(), "ENOSPC (injected)")
+	require.Error(t, w.Append("write", Field{"handle", "after"}), "a stopped writer refuses records")
+	require.Error(t, w.Close())
+	mu.Lock()
+	require.NotEmpty(t, errs)
+	require.Contains(t, errs[0].Error(), "ENOSPC (injected)")
+	mu.Unlock()
+	res, err := VerifyChain(p, VerifyOptions{HMACKey: testKey})
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res.Failures)
+	require.GreaterOrEqual(t, res.Records, 10)
+}
