@@ -17,6 +17,7 @@ type flusher struct {
 	done  chan flushRes
 	busy  bool
 	spare []byte // the buffer of the last completed write, reused
+	sent  int    // writes handed over (tests)
 }
 
 type flushReq struct {
@@ -42,22 +43,26 @@ func newFlusher() *flusher {
 	return fl
 }
 
+// asyncMinBytes is the smallest batch handed to the flusher. Smaller ones
+// are written at once: the hand-over costs two goroutine switches, worth it
+// only when the copy it overlaps is long (a backlog, not a trickle). A
+// variable so that tests can send every batch through the flusher.
+var asyncMinBytes = 1 << 20
+
 // writeOutAsync hands w.out to the flusher (after collecting the previous
-// write) and continues with an empty buffer. The bytes count in w.size from
-// the hand-over on.
+// write) and continues with an empty buffer; a batch below asyncMinBytes is
+// written synchronously. The bytes count in w.size from the hand-over on.
 func (w *Writer) writeOutAsync() error {
 	if err := w.drain(); err != nil {
 		return err
 	}
-	if len(w.out) == 0 {
-		return nil
-	}
-	if w.fl == nil {
+	if w.fl == nil || len(w.out) < asyncMinBytes {
 		return w.writeOut()
 	}
 	w.size += int64(len(w.out))
 	w.dirty = true
 	w.fl.busy = true
+	w.fl.sent++
 	w.fl.req <- flushReq{write: w.writeFn, f: w.f, b: w.out}
 	w.out, w.fl.spare = w.fl.spare[:0], nil
 	return nil

@@ -368,6 +368,9 @@ func compatRoot() string { return filepath.Join(repoRoot(), "tests", "fixtures",
 // the writer with the error: OnError, Append, Flush and Close report it,
 // and what reached the file before still verifies.
 func TestWriteFailureStopsWriter(t *testing.T) {
+	old := asyncMinBytes
+	asyncMinBytes = 1 // every batch goes through the flusher
+	t.Cleanup(func() { asyncMinBytes = old })
 	p := filepath.Join(t.TempDir(), "kv_cache.log")
 	var mu sync.Mutex
 	var errs []error
@@ -376,6 +379,7 @@ func TestWriteFailureStopsWriter(t *testing.T) {
 	writeN(t, w, 10)
 	require.NoError(t, w.Flush())
 	w.mu.Lock()
+	require.Positive(t, w.fl.sent, "batches were written by the flusher")
 	w.writeFn = func(f *os.File, b []byte) (int, error) { return 0, errors.New("ENOSPC (injected)") }
 	w.mu.Unlock()
 	var aerr error
