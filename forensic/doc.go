@@ -76,10 +76,11 @@ first within a second.
 
 # Durability and recovery
 
-Append validates and enqueues; a writer goroutine encodes and hashes whole
-batches, and a flusher goroutine writes each batch with one write(2) while
-the next one is encoded. At most one write is in flight, and it completes
-before any fsync, rotation, checkpoint, synchronous write or idle park.
+Append validates and enqueues; a writer goroutine encodes, hashes and writes
+whole batches with one write(2). Under fsync none, a batch of 1 MiB or more
+is written by a flusher goroutine while the next one is encoded; at most one
+write is in flight, and it completes before any fsync, rotation, checkpoint,
+synchronous write or idle park.
 Unless someone waits for durability, the writer lingers up to 200 us so
 batches grow, and parks after 20 ms idle (only then does an Append pay for
 waking it). Batches of 64 records or more go through a pipeline: records are
