@@ -13,6 +13,8 @@ import (
 // kid, prev_hash, seq, fse, schema, ts, trace_id) as the canonical JSON
 // object, keys in code-point order (see canonical.go for the values).
 
+// kvKind says which field of a kv holds its value (kvAny: v, encoded by
+// appendCanonical); kvUUID, kvPrev and kvSeq are filled in while encoding.
 type kvKind uint8
 
 const (
@@ -25,6 +27,7 @@ const (
 	kvSeq
 )
 
+// kv is one key of a record being encoded.
 type kv struct {
 	key  string
 	kind kvKind
@@ -34,6 +37,8 @@ type kv struct {
 	v    any
 }
 
+// appendUUID appends a quoted random (version 4) UUID drawn from rng: the
+// trace_id the seed gives every record.
 func appendUUID(b []byte, rng *mrand.ChaCha8) []byte {
 	var u [16]byte
 	x, y := rng.Uint64(), rng.Uint64()
