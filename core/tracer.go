@@ -307,7 +307,7 @@ func (t *Tracer) intern(s string) any {
 
 // append writes one record; a failure is StatusLog.
 func (t *Tracer) append(event string, fs []forensic.Field) error {
-	if err := t.w.Append(event, fs...); err != nil {
+	if err := t.w.AppendConst(event, fs...); err != nil {
 		return errorf(StatusLog, "core: forensic append %s: %v", event, err)
 	}
 	return nil

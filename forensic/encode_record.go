@@ -101,7 +101,8 @@ func keyLess(kvs []kv, a, b sortKey) bool {
 type recordEncoder struct {
 	kvs   []kv
 	tmpls []*keyTemplate
-	next  int // the template replaced next once maxKeyTemplates are cached
+	next  int   // the template replaced next once maxKeyTemplates are cached
+	err   error // the first field list refused by checkKeys (AppendConst): the writer stops
 }
 
 // maxKeyTemplates bounds the key templates one encoder keeps. The core logs
@@ -118,6 +119,7 @@ type keyTemplate struct {
 	keys []string // the caller's field keys in the caller's order (copies)
 	ord  []uint32 // kv indices in output order
 	pre  []string // pre[i] is written before the value of kvs[ord[i]]
+	err  error    // checkKeys' verdict on the keys (Append checked them already)
 }
 
 func (t *keyTemplate) matches(fse bool, fields []Field) bool {
@@ -134,13 +136,14 @@ func (t *keyTemplate) matches(fse bool, fields []Field) bool {
 
 // template returns the cached template for (fse, fields) or builds one from
 // kvs, the record's kv list in encodeCanon's layout.
-func (e *recordEncoder) template(fse bool, fields []Field, kvs []kv) *keyTemplate {
+func (e *recordEncoder) template(ev string, fse bool, fields []Field, kvs []kv) *keyTemplate {
 	for _, t := range e.tmpls {
 		if t.matches(fse, fields) {
 			return t
 		}
 	}
 	t := newKeyTemplate(fse, fields, kvs)
+	t.err = checkKeys(ev, fields)
 	if len(e.tmpls) < maxKeyTemplates {
 		e.tmpls = append(e.tmpls, t)
 	} else {
@@ -224,7 +227,10 @@ func encodeCanon(b []byte, enc *recordEncoder, rng *mrand.ChaCha8, kid string, f
 	if !hasTrace {
 		kvs = append(kvs, kv{key: "trace_id", kind: kvUUID})
 	}
-	t := enc.template(fse >= 0, fields, kvs)
+	t := enc.template(ev, fse >= 0, fields, kvs)
+	if t.err != nil && enc.err == nil {
+		enc.err = t.err
+	}
 	for i, o := range t.ord {
 		e := &kvs[o]
 		b = append(b, t.pre[i]...)

@@ -120,6 +120,11 @@ func (w *Writer) appendBatch(recs []pending, fields []Field) error {
 		p := &pre[i]
 		p.buf, p.cutA, p.cutB = encodeCanon(p.buf[:0], &e.enc, e.rng, w.kid, w.fseValue(), r.ev, fields[r.fi:r.fi+r.fn], time.Now().UnixNano(), nil, 0, true)
 	})
+	for _, e := range w.encs[:k] {
+		if e.enc.err != nil {
+			return e.enc.err
+		}
+	}
 	suffix := sufPlainLen
 	if w.mac != nil {
 		suffix = sufMacLen

@@ -654,6 +654,27 @@ func (w *Writer) rebuildRange(r *compact.Range, from uint64, rotated []logFile, 
 // FsyncAlways it returns after the record is durable. It returns an error
 // once the writer has failed or is closed (ErrClosed).
 func (w *Writer) Append(eventType string, fields ...Field) error {
+	if err := checkKeys(eventType, fields); err != nil {
+		return err
+	}
+	return w.appendValues(eventType, fields)
+}
+
+// AppendConst is Append for callers whose event type and field keys are
+// constants of their own code (the core's lifecycle records): only the values
+// are validated on the caller's path. The keys are checked once per distinct
+// field list when the writer goroutine builds its encoding template; a list
+// that Append would refuse (a reserved or duplicate key, invalid UTF-8) stops
+// the writer with an error naming it, before the batch holding it is written.
+func (w *Writer) AppendConst(eventType string, fields ...Field) error {
+	if eventType == "" || !validUTF8(eventType) {
+		return checkKeys(eventType, nil)
+	}
+	return w.appendValues(eventType, fields)
+}
+
+// checkKeys is Append's check of the event type and the field keys.
+func checkKeys(eventType string, fields []Field) error {
 	if eventType == "" {
 		return errors.New("forensic: append: empty event type")
 	}
@@ -672,6 +693,12 @@ func (w *Writer) Append(eventType string, fields ...Field) error {
 				return fmt.Errorf("forensic: append %s: duplicate field %q", eventType, f.Key)
 			}
 		}
+	}
+	return nil
+}
+
+func (w *Writer) appendValues(eventType string, fields []Field) error {
+	for _, f := range fields {
 		if err := validateValue(f.Value); err != nil {
 			return fmt.Errorf("forensic: append %s: field %q: %w", eventType, f.Key, err)
 		}
@@ -1085,6 +1112,9 @@ func (w *Writer) rotateFull() error {
 // when it would push the file past MaxBytes.
 func (w *Writer) appendRecord(ev string, fields []Field, ts int64) error {
 	line := w.encodeLine(ev, fields, ts)
+	if err := w.enc.err; err != nil {
+		return err
+	}
 	if w.fileRecs > 0 && w.size+int64(len(w.out))+int64(len(line)) > w.o.MaxBytes {
 		if err := w.rotateFull(); err != nil {
 			return err

@@ -401,3 +401,76 @@ func TestWriteFailureStopsWriter(t *testing.T) {
 	require.True(t, res.OK, "%+v", res.Failures)
 	require.GreaterOrEqual(t, res.Records, 10)
 }
+
+// AppendConst leaves the key checks to the writer goroutine: a field list
+// that Append would refuse stops the writer with an error naming the key,
+// on the one-record path and in a pipelined batch alike, and the records
+// before it stay verifiable.
+func TestAppendConstBadKeysStopWriter(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		batch  int // records appended before the bad one, without waiting
+		fields []Field
+		want   string
+	}{
+		{"duplicate, one-record path", 0, []Field{{"handle", "h"}, {"handle", "again"}}, `duplicate field "handle"`},
+		{"reserved, pipelined batch", 300, []Field{{"seq", int64(7)}}, `field "seq" is set by the writer`},
+		{"invalid UTF-8 key", 0, []Field{{"k\xff", 1}}, "not valid UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "kv_cache.log")
+			var mu sync.Mutex
+			var errs []error
+			w, err := Open(Options{Path: p, HMACKey: testKey, Fsync: FsyncNone, OnError: func(e error) { mu.Lock(); errs = append(errs, e); mu.Unlock() }})
+			require.NoError(t, err)
+			require.NoError(t, w.AppendConst("write", Field{"handle", "first"}))
+			require.NoError(t, w.Flush())
+			if tc.batch == 0 {
+				require.NoError(t, w.AppendConst("write", tc.fields...), "the caller's path does not check keys")
+			} else {
+				// queue the good records and the bad one as one batch (what
+				// AppendConst does, under the lock the writer takes them with)
+				w.mu.Lock()
+				for i := 0; i <= tc.batch; i++ {
+					fs := []Field{{"handle", "queued"}}
+					if i == tc.batch {
+						fs = tc.fields
+					}
+					w.q = append(w.q, pending{ev: "write", fi: len(w.qf), fn: len(fs)})
+					w.qf = append(w.qf, fs...)
+					w.tickets++
+				}
+				w.mu.Unlock()
+				w.signal()
+			}
+			ferr := w.Flush()
+			require.Error(t, ferr)
+			require.Contains(t, ferr.Error(), tc.want)
+			require.Error(t, w.AppendConst("write", Field{"handle", "after"}))
+			require.Error(t, w.Close())
+			mu.Lock()
+			require.NotEmpty(t, errs)
+			mu.Unlock()
+			res, err := VerifyChain(p, VerifyOptions{HMACKey: testKey})
+			require.NoError(t, err)
+			require.True(t, res.OK, "%+v", res.Failures)
+			require.GreaterOrEqual(t, res.Records, 1)
+			if tc.batch > 0 {
+				require.GreaterOrEqual(t, w.pipelined.Load(), uint64(tc.batch+1), "the batch went through the pipeline")
+			}
+		})
+	}
+}
+
+// Append refuses the same lists on the caller's path, and AppendConst
+// checks the event type there (it is a value of the record, not a key).
+func TestAppendChecksKeysUpFront(t *testing.T) {
+	w, err := Open(Options{Path: filepath.Join(t.TempDir(), "kv_cache.log")})
+	require.NoError(t, err)
+	defer w.Close()
+	require.ErrorContains(t, w.Append("write", Field{"a", 1}, Field{"a", 2}), `duplicate field "a"`)
+	require.ErrorContains(t, w.Append("write", Field{"hmac", "x"}), "set by the writer")
+	require.ErrorContains(t, w.AppendConst(""), "empty event type")
+	require.ErrorIs(t, w.AppendConst("w\xff"), ErrUnsupported)
+	require.NoError(t, w.Append("write", Field{"a", 1}))
+}
