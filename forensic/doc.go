@@ -76,8 +76,10 @@ first within a second.
 
 # Durability and recovery
 
-Append validates and enqueues; a writer goroutine encodes, hashes and writes
-whole batches with one write(2). Under fsync none, a batch of 1 MiB or more
+Append validates and enqueues (AppendConst, for field lists whose keys are
+constants of the caller's code, validates only the values there; the writer
+checks each distinct key list once and stops on a bad one); a writer
+goroutine encodes, hashes and writes whole batches with one write(2). Under fsync none, a batch of 1 MiB or more
 is written by a flusher goroutine while the next one is encoded; at most one
 write is in flight, and it completes before any fsync, rotation, checkpoint,
 synchronous write or idle park.
