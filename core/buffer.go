@@ -618,7 +618,7 @@ func (t *Tracer) finishSanitize(h Handle, s *slot, r verifyResult, mode VerifyMo
 	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs,
-		forensic.Field{Key: "coverage_pct", Value: r.coverage},
+		forensic.Field{Key: "coverage_pct", Value: boxPct(r.coverage)},
 		forensic.Field{Key: "duration_ms", Value: float64(dur) / 1e6},
 		forensic.Field{Key: "verify_samples", Value: samples},
 		forensic.Field{Key: "verify", Value: mode.value()},

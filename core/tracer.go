@@ -330,6 +330,17 @@ func baseFields(fs []forensic.Field, h Handle, s *slot) []forensic.Field {
 	)
 }
 
+// box100 is the usual coverage, boxed once.
+var box100 any = 100.0
+
+// boxPct boxes a coverage percentage, without an allocation for 100.
+func boxPct(v float64) any {
+	if v == 100 {
+		return box100
+	}
+	return v
+}
+
 func optString(s string) any {
 	if s == "" {
 		return nil
