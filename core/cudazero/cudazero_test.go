@@ -698,3 +698,100 @@ func TestDevMemHelpers(t *testing.T) {
 	require.ErrorAs(t, d.memFree(0, p), &ce)
 	assert.Equal(t, "CUDA_ERROR_INVALID_VALUE", ce.Name)
 }
+
+// onlyCtxState returns the driver's single context state (one device used).
+func onlyCtxState(t *testing.T, d *Driver) *ctxState {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	require.Len(t, d.ctxs, 1)
+	for _, cs := range d.ctxs {
+		return cs
+	}
+	return nil
+}
+
+// collectPending runs the garbage collector until n slots of dropped Ops
+// are parked, or fails after a while.
+func collectPending(t *testing.T, cs *ctxState, n int) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		runtime.GC()
+		cs.mu.Lock()
+		got := len(cs.pending)
+		cs.mu.Unlock()
+		if got >= n {
+			require.Equal(t, n, got)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the slots of %d dropped Ops were never parked", n)
+}
+
+// An Op dropped without Wait gives its pinned buffers and event back when
+// it is garbage collected, and they are reused only once the device has
+// finished the work that reads them.
+func TestDroppedOpSlotReclaimed(t *testing.T) {
+	d := newDriver(t)
+	p := devAlloc(t, 0, 4096)
+	r := []Range{{p, 4096}}
+	drop := func(stream uint64) {
+		_, err := d.ZeroAsync(0, stream, r, true, false)
+		require.NoError(t, err)
+	}
+	for i := 0; i < 4; i++ {
+		drop(0)
+	}
+	cs := onlyCtxState(t, d)
+	collectPending(t, cs, 4)
+	events := fake.Calls("cuEventCreate")
+	var ops []*Op
+	for i := 0; i < 4; i++ { // four outstanding at once: all four parked slots are needed
+		op, err := d.ZeroAsync(0, 0, r, true, false)
+		require.NoError(t, err)
+		ops = append(ops, op)
+	}
+	require.Equal(t, events, fake.Calls("cuEventCreate"), "the parked slots were reused, none created")
+	for _, op := range ops {
+		_, err := op.Wait()
+		require.NoError(t, err)
+	}
+
+	// A dropped Op whose work is still queued keeps its slot out of use.
+	s := fake.StreamCreate(0)
+	require.NoError(t, fake.Hold(0, s, true))
+	drop(s)
+	collectPending(t, cs, 1)
+	var held []*Op
+	for i := 0; i < 4; i++ { // the three slots still free (the dropped Op took one), then a new one: not the parked one
+		op, err := d.ZeroAsync(0, 0, r, true, false)
+		require.NoError(t, err)
+		held = append(held, op)
+	}
+	require.Equal(t, events+1, fake.Calls("cuEventCreate"))
+	cs.mu.Lock()
+	require.Len(t, cs.pending, 1, "still queued on the held stream")
+	cs.mu.Unlock()
+	for _, op := range held {
+		_, err := op.Wait()
+		require.NoError(t, err)
+	}
+	require.NoError(t, fake.Hold(0, s, false))
+	require.Eventually(t, func() bool { return fake.Pending(0, s) == 0 }, 2*time.Second, time.Millisecond)
+	held = held[:0]
+	for i := 0; i < 5; i++ { // the four free slots, then the parked one: its work is done now
+		op, err := d.ZeroAsync(0, 0, r, true, false)
+		require.NoError(t, err)
+		held = append(held, op)
+	}
+	require.Equal(t, events+1, fake.Calls("cuEventCreate"), "the parked slot was reused once its work completed")
+	cs.mu.Lock()
+	require.Empty(t, cs.pending)
+	cs.mu.Unlock()
+	for _, op := range held {
+		_, err := op.Wait()
+		require.NoError(t, err)
+	}
+	assert.True(t, allZero(mem(p, 4096)))
+}

@@ -27,6 +27,7 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"unsafe"
@@ -162,8 +163,9 @@ type ctxState struct {
 	poolZeroFn, poolVerifyFn C.kvh_CUfunction
 	grid                     int // CTAs to launch at most (SMs * ctasPerSM)
 
-	mu   sync.Mutex
-	free []*slot
+	mu      sync.Mutex
+	free    []*slot
+	pending []*slot // slots of Ops collected without Wait: reused once their event has completed
 }
 
 // slot is the resources of one in-flight operation: pinned host memory (the
@@ -213,9 +215,13 @@ func (d *Driver) state(ctx C.kvh_CUcontext, ordinal int) (*ctxState, error) {
 	return cs, nil
 }
 
-// get returns a slot whose buffers hold at least need bytes (need 0: event only).
+// get returns a slot whose buffers hold at least need bytes (need 0: event
+// only). It runs in cs's context (withContext).
 func (cs *ctxState) get(d *Driver, need uintptr) (*slot, error) {
 	cs.mu.Lock()
+	if len(cs.free) == 0 && len(cs.pending) > 0 {
+		cs.reclaimLocked(d)
+	}
 	var s *slot
 	if n := len(cs.free); n > 0 {
 		s = cs.free[n-1]
@@ -257,6 +263,38 @@ func (cs *ctxState) get(d *Driver, need uintptr) (*slot, error) {
 		}
 	}
 	return s, nil
+}
+
+// reclaimLocked moves the pending slots whose work has completed
+// (cuEventQuery) to the free list. A slot whose event reports an error is
+// dropped: its work failed and its buffers are in an unknown state.
+func (cs *ctxState) reclaimLocked(d *Driver) {
+	keep := cs.pending[:0]
+	for _, s := range cs.pending {
+		switch rc := C.kvhcu_z_equery(d.cu, s.event); rc {
+		case cuSuccess:
+			cs.free = append(cs.free, s)
+		case cuNotReady:
+			keep = append(keep, s)
+		}
+	}
+	clear(cs.pending[len(keep):])
+	cs.pending = keep
+}
+
+// reclaimArg is what an Op's cleanup needs; it must not reach the Op.
+type reclaimArg struct {
+	cs *ctxState
+	s  *slot
+}
+
+// reclaimUnwaited runs when an Op that was never waited for is garbage
+// collected: its slot may still be in use by the device, so it is parked
+// until get finds its event completed.
+func reclaimUnwaited(a reclaimArg) {
+	a.cs.mu.Lock()
+	a.cs.pending = append(a.cs.pending, a.s)
+	a.cs.mu.Unlock()
 }
 
 func (cs *ctxState) put(s *slot) {
@@ -305,9 +343,10 @@ func chunks(r Range) uint64 {
 	return last - first + 1
 }
 
-// Op is one enqueued zeroization. Call Wait exactly once it is no longer
-// needed: Wait releases its resources (an Op that is never waited for leaks
-// its pinned buffers and event).
+// Op is one enqueued zeroization. Call Wait once it is no longer needed:
+// Wait releases its resources. An Op dropped without Wait gives them back
+// when the garbage collector finds it, and they are reused only after the
+// device has finished the work.
 type Op struct {
 	d       *Driver
 	ordinal int
@@ -315,6 +354,7 @@ type Op struct {
 	s       *slot
 	verify  bool
 	total   uint64
+	cleanup runtime.Cleanup // reclaims s if the Op is dropped without Wait
 
 	mu      sync.Mutex
 	done    bool
@@ -497,6 +537,7 @@ func (op *Op) finishEnqueue(s *slot, st C.uintptr_t) error {
 		return err
 	}
 	op.s = s
+	op.cleanup = runtime.AddCleanup(op, reclaimUnwaited, reclaimArg{cs: op.cs, s: s})
 	return nil
 }
 
@@ -537,6 +578,7 @@ func (op *Op) Wait() (nonzeroBytes uint64, err error) {
 		return op.nonzero, op.err
 	}
 	op.done = true
+	op.cleanup.Stop() // the slot is released (or abandoned) here
 	err = op.d.withContext(op.ordinal, func(C.kvh_CUcontext) error {
 		return op.d.check("cuEventSynchronize", C.kvhcu_z_esync(op.d.cu, op.s.event))
 	})
