@@ -3,6 +3,7 @@ package forensic
 import (
 	"fmt"
 	"os"
+	"time"
 )
 
 // flusher performs the writer goroutine's write(2) of each batch on a
@@ -18,55 +19,75 @@ type flusher struct {
 	busy  bool
 	spare []byte // the buffer of the last completed write, reused
 	sent  int    // writes handed over (tests)
+	syncs int    // of which with an fsync (tests)
 }
 
 type flushReq struct {
 	write func(*os.File, []byte) (int, error)
+	sync  func(*os.File) error // non-nil: fsync after the write
 	f     *os.File
 	b     []byte
+	end   uint64 // with sync: the tickets the fsync makes durable
 }
 
 type flushRes struct {
 	b   []byte
 	n   int
 	err error
+
+	synced  bool // the request had sync and the write succeeded
+	syncErr error
+	syncDur time.Duration
+	syncAt  time.Time
+	end     uint64
 }
 
 func newFlusher() *flusher {
 	fl := &flusher{req: make(chan flushReq), done: make(chan flushRes, 1)}
 	go func() {
 		for r := range fl.req {
-			n, err := r.write(r.f, r.b)
-			fl.done <- flushRes{b: r.b, n: n, err: err}
+			res := flushRes{b: r.b, end: r.end}
+			res.n, res.err = r.write(r.f, r.b)
+			if res.err == nil && r.sync != nil {
+				t := time.Now()
+				res.synced, res.syncErr = true, r.sync(r.f)
+				res.syncAt = time.Now()
+				res.syncDur = res.syncAt.Sub(t)
+			}
+			fl.done <- res
 		}
 	}()
 	return fl
 }
 
-// asyncMinBytes is the smallest batch handed to the flusher. Smaller ones
-// are written at once: the hand-over costs two goroutine switches, worth it
-// only when the copy it overlaps is long (a backlog, not a trickle). A
-// variable so that tests can send every batch through the flusher.
+// asyncMinBytes is the smallest batch handed to the flusher without an
+// fsync. Smaller ones are written at once: the hand-over costs two goroutine
+// switches, worth it only when the copy it overlaps is long (a backlog, not a
+// trickle). A variable so that tests can send every batch through the flusher.
 var asyncMinBytes = 1 << 20
 
-// writeOutAsync hands w.out to the flusher (after collecting the previous
-// write) and continues with an empty buffer. A batch below asyncMinBytes is
-// written synchronously, and so is every batch under an fsync policy other
-// than none: there the fsync that follows a large batch waits for the write
-// anyway (measured: no gain with interval, benchmarks/results/forensic.md).
-// The bytes count in w.size from the hand-over on.
-func (w *Writer) writeOutAsync() error {
+// writeOutAsync hands w.out to the flusher and continues with an empty
+// buffer; with sync the flusher fsyncs the file after the write, and drain
+// makes the tickets up to end durable. Without sync, a batch below
+// asyncMinBytes (and every batch under FsyncAlways) is written at once. The
+// bytes count in w.size from the hand-over on.
+func (w *Writer) writeOutAsync(sync bool, end uint64) error {
 	if err := w.drain(); err != nil {
 		return err
 	}
-	if w.fl == nil || len(w.out) < asyncMinBytes || w.o.Fsync != FsyncNone {
+	if w.fl == nil || (!sync && (len(w.out) < asyncMinBytes || w.o.Fsync == FsyncAlways)) {
 		return w.writeOut()
 	}
 	w.size += int64(len(w.out))
 	w.dirty = true
 	w.fl.busy = true
 	w.fl.sent++
-	w.fl.req <- flushReq{write: w.writeFn, f: w.f, b: w.out}
+	req := flushReq{write: w.writeFn, f: w.f, b: w.out, end: end}
+	if sync {
+		req.sync = w.syncFn
+		w.fl.syncs++
+	}
+	w.fl.req <- req
 	w.out, w.fl.spare = w.fl.spare[:0], nil
 	return nil
 }
@@ -88,7 +109,37 @@ func (w *Writer) drain() error {
 		w.size -= int64(len(r.b) - r.n)
 		return fmt.Errorf("forensic: write %s: short write (%d of %d bytes)", w.path, r.n, len(r.b))
 	}
+	if r.synced {
+		w.syncDone(r)
+	}
 	return nil
+}
+
+// syncDone records the outcome of an fsync the flusher ran after a write:
+// the same accounting as sync, then either the tickets up to r.end are
+// durable (nothing was written since the hand-over: drain comes before any
+// write) or the file is marked failed, to be rotated by the loop, never
+// synced again.
+func (w *Writer) syncDone(r flushRes) {
+	if w.o.OnFsync != nil {
+		w.o.OnFsync(r.syncDur)
+	}
+	w.lastSync = r.syncAt
+	if r.syncErr != nil {
+		w.fsyncErrs.Add(1)
+		w.syncFailed = true
+		if w.o.OnError != nil {
+			w.o.OnError(fmt.Errorf("forensic: fsync %s: %w: %w", w.path, ErrFsync, r.syncErr))
+		}
+		return
+	}
+	w.dirty = false
+	w.mu.Lock()
+	if r.end > w.durable {
+		w.durable = r.end
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
 }
 
 // stopFlusher collects the write in flight and ends the flusher goroutine.

@@ -153,6 +153,7 @@ type Writer struct {
 	seq        uint64 // next seq
 	fileRecs   int
 	dirty      bool
+	syncFailed bool // an fsync of the active file failed on the flusher: rotate, never retry
 	lastSync   time.Time
 	canon      []byte
 	out        []byte
@@ -900,7 +901,7 @@ func (w *Writer) loop() {
 		}
 		clear(w.bqf) // drop references to caller values
 		if err == nil {
-			err = w.writeOutAsync()
+			err = w.drain() // the previous batch's write (and fsync) overlapped this one's encoding
 		}
 		if err != nil {
 			w.fail(err)
@@ -908,14 +909,22 @@ func (w *Writer) loop() {
 		}
 		var failed *ticketRange
 		now := time.Now()
-		needSync := w.dirty && (w.o.Fsync == FsyncAlways || flushWant > w.durableTicket() || closing ||
-			(w.o.Fsync == FsyncInterval && now.Sub(w.lastSync) >= w.o.FsyncInterval))
+		dirty := w.dirty || len(w.out) > 0
+		urgent := w.o.Fsync == FsyncAlways || flushWant > w.durableTicket() || closing || w.syncFailed
+		intervalDue := w.o.Fsync == FsyncInterval && now.Sub(w.lastSync) >= w.o.FsyncInterval
 		cpDue := w.signer != nil && w.cr.End() > w.lastCPSize &&
 			(w.cr.End()-w.lastCPSize >= uint64(w.o.CheckpointEvery) || now.Sub(w.lastCPTime) >= w.o.CheckpointInterval || closing)
 		cpReq := cpWant > w.cpDoneTicket()
-		if (cpDue || cpReq) && w.dirty {
-			needSync = true
+		// A routine interval fsync nobody waits for runs on the flusher after
+		// the write, overlapping the next batch; durable advances when it is
+		// collected (drain).
+		deferSync := dirty && intervalDue && !urgent && !cpDue && !cpReq
+		err = w.writeOutAsync(deferSync, batchEnd)
+		if err != nil {
+			w.fail(err)
+			return
 		}
+		needSync := w.dirty && !deferSync && (urgent || intervalDue || cpDue || cpReq)
 		if needSync {
 			if err := w.drain(); err != nil {
 				w.fail(err)
@@ -1076,6 +1085,9 @@ func (w *Writer) fail(err error) {
 
 // sync fsyncs the active file; a failure is counted and reported, never retried.
 func (w *Writer) sync() bool {
+	if w.syncFailed {
+		return false // a deferred fsync of this file failed (drain reported it)
+	}
 	t := time.Now()
 	err := w.syncFn(w.f)
 	if w.o.OnFsync != nil {
@@ -1199,6 +1211,7 @@ func (w *Writer) rotate() error {
 	w.size = 0
 	w.fileRecs = 0
 	w.dirty = true
+	w.syncFailed = false
 	lastHash := string(w.prev)
 	w.prev = append(w.prev[:0], "GENESIS"...)
 	w.writeRotateRecord(name, lastHash)

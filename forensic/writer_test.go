@@ -474,3 +474,54 @@ func TestAppendChecksKeysUpFront(t *testing.T) {
 	require.ErrorIs(t, w.AppendConst("w\xff"), ErrUnsupported)
 	require.NoError(t, w.Append("write", Field{"a", 1}))
 }
+
+// Under fsync interval the routine fsync runs on the flusher after the
+// batch's write. Its failure is handled like a failed fsync on the writer
+// goroutine: counted, reported, never retried on that file, which is
+// rotated away; the log still verifies and Flush still works.
+func TestDeferredFsyncFailureRotates(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	var mu sync.Mutex
+	var errs []error
+	w, err := Open(Options{Path: p, HMACKey: testKey, Fsync: FsyncInterval, FsyncInterval: time.Microsecond,
+		OnError: func(e error) { mu.Lock(); errs = append(errs, e); mu.Unlock() }})
+	require.NoError(t, err)
+	writeN(t, w, 3)
+	require.NoError(t, w.Flush())
+	synced := map[*os.File]int{}
+	var failedFile *os.File
+	w.mu.Lock()
+	w.syncFn = func(f *os.File) error {
+		mu.Lock()
+		defer mu.Unlock()
+		synced[f]++
+		if failedFile == nil && w.fl != nil && w.fl.syncs > 0 {
+			failedFile = f
+			return errors.New("EIO (injected)")
+		}
+		return f.Sync()
+	}
+	w.mu.Unlock()
+	for i := 0; i < 20000; i++ {
+		require.NoError(t, w.Append("write", Field{"handle", "h"}, Field{"i", int64(i)}))
+	}
+	require.NoError(t, w.Flush())
+	w.mu.Lock()
+	deferred := w.fl.syncs
+	w.mu.Unlock()
+	require.NoError(t, w.Close())
+	require.Positive(t, deferred, "some fsyncs ran on the flusher")
+	mu.Lock()
+	require.NotNil(t, failedFile, "the injected failure hit a deferred fsync")
+	require.Equal(t, 1, synced[failedFile], "a failed fsync is never retried on the same file")
+	require.NotEmpty(t, errs)
+	require.ErrorIs(t, errs[0], ErrFsync)
+	mu.Unlock()
+	st := w.Stats()
+	require.Equal(t, uint64(1), st.FsyncErrors)
+	require.GreaterOrEqual(t, st.Rotations, uint64(1))
+	res, err := VerifyAll(p, VerifyOptions{HMACKey: testKey})
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res.Failures)
+	require.Equal(t, 3+20000+int(st.Rotations), res.Records, "every record, plus one rotate record per rotation")
+}
