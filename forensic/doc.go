@@ -79,10 +79,15 @@ first within a second.
 Append validates and enqueues (AppendConst, for field lists whose keys are
 constants of the caller's code, validates only the values there; the writer
 checks each distinct key list once and stops on a bad one); a writer
-goroutine encodes, hashes and writes whole batches with one write(2). Under fsync none, a batch of 1 MiB or more
-is written by a flusher goroutine while the next one is encoded; at most one
-write is in flight, and it completes before any fsync, rotation, checkpoint,
-synchronous write or idle park.
+goroutine encodes, hashes and writes whole batches with one write(2). A
+batch of 1 MiB or more (fsync none or interval) is written by a flusher
+goroutine while the next one is encoded, and so is every batch after which
+a routine interval fsync is due: the flusher runs that fsync after the
+write, and the records become durable when the writer collects the result.
+At most one write is in flight; it completes before any other fsync,
+rotation, checkpoint, synchronous write or idle park, and a failed deferred
+fsync is handled like any failed fsync (reported, never retried, the file
+rotated away).
 Unless someone waits for durability, the writer lingers up to 200 us so
 batches grow, and parks after 20 ms idle (only then does an Append pay for
 waking it). Batches of 64 records or more go through a pipeline: records are
