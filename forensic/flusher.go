@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// flusher performs the writer goroutine's write(2) of each batch on a
-// goroutine of its own, so that copying one batch into the page cache
-// overlaps encoding and chaining the next one. At most one write is in
+// flusher performs the writer goroutine's write(2) of each batch (and,
+// under fsync interval, the routine fsync after it) on a goroutine of its
+// own, so that copying one batch into the page cache and waiting for the
+// disk overlap encoding and chaining the next one. At most one write is in
 // flight: the writer goroutine hands a buffer over, keeps filling a second
 // one, and collects the result (drain) before it hands over the next buffer
 // and before anything that needs the bytes in the file: fsync, rotation, a
