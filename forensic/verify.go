@@ -880,6 +880,7 @@ type leafRec struct {
 var (
 	parallelMin int64 = 8 << 20
 	chunkSize         = 4 << 20
+	chunkSlack        = 64 << 10 // extra capacity of a chunk buffer for the line carried over
 )
 
 type chunkJob struct {
@@ -911,13 +912,17 @@ func (v *verifier) verifyParallel(f io.Reader, size int64, path, name string, st
 		var jobs []*chunkJob
 		for len(jobs) < workers && !eof {
 			var buf []byte
-			if n := len(free); n > 0 && cap(free[n-1]) >= len(carry)+chunkSize {
-				buf, free = free[n-1][:len(carry):len(carry)+chunkSize], free[:n-1]
+			need := len(carry) + chunkSize
+			if n := len(free); n > 0 && cap(free[n-1]) >= need {
+				buf, free = free[n-1][:len(carry)], free[:n-1]
 			} else {
-				buf = make([]byte, len(carry), len(carry)+chunkSize)
+				// slack for the carried-over partial line, so that the
+				// buffer serves the next rounds too (a fresh one costs a
+				// clear of chunkSize bytes)
+				buf = make([]byte, len(carry), need+chunkSlack)
 			}
 			copy(buf, carry)
-			n, err := io.ReadFull(f, buf[len(carry):cap(buf)])
+			n, err := io.ReadFull(f, buf[len(carry):need])
 			buf = buf[:len(carry)+n]
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				eof = true
