@@ -205,19 +205,7 @@ func (m *sha2Mac) sum2Chain(sumA, sumB *[32]byte, prevA, bodyA, prevB, bodyB []b
 		m.sum2(sumA, sumB, [][]byte{prevA, bodyA, closeBrace}, [][]byte{prevB, bodyB, closeBrace})
 		return
 	}
-	var s [16]uint32
-	copy(s[:8], sha256IV[:])
-	copy(s[8:], sha256IV[:])
-	m.block(&s, &prevA[0], &prevB[0], 1)
-	k := min(len(bodyA), len(bodyB)) / 64
-	if k > 0 {
-		m.block(&s, &bodyA[0], &bodyB[0], k)
-	}
-	copy(m.a.st[:], s[:8])
-	copy(m.b.st[:], s[8:])
-	m.a.tail(bodyA, k, 0)
-	m.b.tail(bodyB, k, 0)
-	m.run2(&m.a, &m.b)
+	m.chain2(&sha256IV, prevA, bodyA, prevB, bodyB, 0)
 	m.a.sum(sumA)
 	m.b.sum(sumB)
 }
@@ -228,21 +216,30 @@ func (m *sha2Mac) sumMacChain(sum, mac *[32]byte, prev, body []byte) {
 		m.sumMac(sum, mac, prev, body, closeBrace)
 		return
 	}
+	m.chain2(&m.in, prev, body, prev, body, 64)
+	m.a.sum(sum)
+	m.finishMac(mac)
+}
+
+// chain2 runs lane a from the SHA-256 IV over prevA || bodyA || '}' and lane
+// b from ivB (the IV, or the HMAC inner key state, which has hashed offB
+// bytes already) over prevB || bodyB || '}', both prevs 64 bytes: the common
+// whole blocks two at a time, the tails through run2. The digests are left
+// in m.a and m.b.
+func (m *sha2Mac) chain2(ivB *[8]uint32, prevA, bodyA, prevB, bodyB []byte, offB int) {
 	var s [16]uint32
 	copy(s[:8], sha256IV[:])
-	copy(s[8:], m.in[:])
-	m.block(&s, &prev[0], &prev[0], 1)
-	k := len(body) / 64
+	copy(s[8:], ivB[:])
+	m.block(&s, &prevA[0], &prevB[0], 1)
+	k := min(len(bodyA), len(bodyB)) / 64
 	if k > 0 {
-		m.block(&s, &body[0], &body[0], k)
+		m.block(&s, &bodyA[0], &bodyB[0], k)
 	}
 	copy(m.a.st[:], s[:8])
 	copy(m.b.st[:], s[8:])
-	m.a.tail(body, k, 0)
-	m.b.tail(body, k, 64)
+	m.a.tail(bodyA, k, 0)
+	m.b.tail(bodyB, k, offB)
 	m.run2(&m.a, &m.b)
-	m.a.sum(sum)
-	m.finishMac(mac)
 }
 
 // finishMac turns the inner state in m.b into the HMAC (one outer block).

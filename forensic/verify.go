@@ -358,12 +358,7 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 				macSum = &ms
 			}
 		default:
-			v.sha.Reset()
-			v.sha.Write(prev)
-			v.sha.Write(prefix)
-			v.sha.Write(closeBrace)
-			v.sum = v.sha.Sum(v.sum[:0])
-			hex.Encode(v.hx[:], v.sum)
+			v.hexSum(v.sha, prev, prefix, closeBrace)
 		}
 		if bytes.Equal(v.hx[:], c) {
 			if v.fs != nil {
@@ -379,12 +374,7 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 					if macSum != nil {
 						hexEncode32(&v.hx, macSum)
 					} else {
-						v.mac.Reset()
-						v.mac.Write(prev)
-						v.mac.Write(prefix)
-						v.mac.Write(closeBrace)
-						v.sum = v.mac.Sum(v.sum[:0])
-						hex.Encode(v.hx[:], v.sum)
+						v.hexSum(v.mac, prev, prefix, closeBrace)
 					}
 					if !hmac.Equal(v.hx[:], mac) {
 						v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
@@ -406,22 +396,14 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 				hexEncode32(&v.hx, &sum)
 				macSum = &ms
 			} else {
-				v.sha.Reset()
-				v.sha.Write(prev)
-				v.sha.Write(canon)
-				v.sum = v.sha.Sum(v.sum[:0])
-				hex.Encode(v.hx[:], v.sum)
+				v.hexSum(v.sha, prev, canon, nil)
 			}
 			if bytes.Equal(v.hx[:], v.tc.curr) && (v.mac == nil || v.tc.mac != nil) {
 				if v.mac != nil {
 					if macSum != nil {
 						hexEncode32(&v.hx, macSum)
 					} else {
-						v.mac.Reset()
-						v.mac.Write(prev)
-						v.mac.Write(canon)
-						v.sum = v.mac.Sum(v.sum[:0])
-						hex.Encode(v.hx[:], v.sum)
+						v.hexSum(v.mac, prev, canon, nil)
 					}
 					if !hmac.Equal(v.hx[:], v.tc.mac) {
 						v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
@@ -441,11 +423,7 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		v.fail(name, lineNo, ReasonMalformed, err.Error())
 		return nil, 0, false, nil, false
 	}
-	v.sha.Reset()
-	v.sha.Write(prev)
-	v.sha.Write(canon)
-	v.sum = v.sha.Sum(v.sum[:0])
-	hex.Encode(v.hx[:], v.sum)
+	v.hexSum(v.sha, prev, canon, nil)
 	if !hmac.Equal(v.hx[:], []byte(c)) {
 		v.fail(name, lineNo, ReasonBadHash, "curr_hash does not match SHA-256(prev_hash + canonical record)")
 	} else if ourLayout {
@@ -463,11 +441,7 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		if !hasMac {
 			v.fail(name, lineNo, ReasonMissingHMAC, "record has no hmac")
 		} else {
-			v.mac.Reset()
-			v.mac.Write(prev)
-			v.mac.Write(canon)
-			v.sum = v.mac.Sum(v.sum[:0])
-			hex.Encode(v.hx[:], v.sum)
+			v.hexSum(v.mac, prev, canon, nil)
 			if !hmac.Equal(v.hx[:], []byte(mac)) {
 				v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
 			}
@@ -475,6 +449,17 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 	}
 	seq, hasSeq = getUint(m, "seq")
 	return []byte(c), seq, hasSeq, m, true
+}
+
+// hexSum puts the hex digest of a || b || c under h (the chain hash or the
+// HMAC) in v.hx.
+func (v *verifier) hexSum(h hash.Hash, a, b, c []byte) {
+	h.Reset()
+	h.Write(a)
+	h.Write(b)
+	h.Write(c)
+	v.sum = h.Sum(v.sum[:0])
+	hex.Encode(v.hx[:], v.sum)
 }
 
 // collectPrunes reads the prune records of a file set. Only needed when the
