@@ -237,17 +237,11 @@ func (t *Tracer) poolReleaseCUDAShaped(p *pool, ids []uint32, verify bool) (op c
 	if err != nil {
 		return nil, 0, err
 	}
-	regions := make([]cudazero.PoolRegion, len(p.regions))
-	var perBlock uint64
-	for i, r := range p.regions {
-		regions[i] = cudazero.PoolRegion{Base: r.Base, Stride: r.Stride, BlockBytes: r.BlockBytes}
-		perBlock += r.BlockBytes
-	}
-	op, err = d.ZeroPoolAsync(p.ordinal, p.stream, regions, ids, verify)
+	op, err = d.ZeroPoolAsync(p.ordinal, p.stream, p.devRegions, ids, verify)
 	if err != nil {
 		return nil, 0, cudaErr("pool_release: enqueue zeroization", err)
 	}
-	return op, uint64(len(ids)) * perBlock, nil
+	return op, uint64(len(ids)) * p.perBlock, nil
 }
 
 func (t *Tracer) poolValidateCUDA(ordinal int, r cudazero.Range) error {

@@ -70,11 +70,14 @@ type pool struct {
 	ordinal     int
 	stream      uint64
 	regions     []PoolRegion
+	devRegions  []cudazero.PoolRegion // CUDA pools: regions as ZeroPoolAsync takes them
+	perBlock    uint64                // sum of the regions' block_bytes
 	model, name string
 	verify      VerifyMode
 	samples     int
 	blocks      []block
 	pending     []*poolPending
+	seen        []uint64 // checkBlocks' scratch bitmap, one bit per block
 	quarantined int
 	gone        bool
 }
@@ -146,6 +149,12 @@ func (t *Tracer) PoolRegister(d PoolDesc) (PoolHandle, error) {
 	p := &pool{device: d.Device, ordinal: d.Ordinal, stream: d.Stream, regions: slices.Clone(d.Regions),
 		model: d.Model, name: d.Name, verify: verify, samples: t.cfg.VerifySamplesDefault,
 		blocks: make([]block, d.NumBlocks)}
+	for _, r := range p.regions {
+		p.perBlock += r.BlockBytes
+		if p.device == DeviceCUDA {
+			p.devRegions = append(p.devRegions, cudazero.PoolRegion{Base: r.Base, Stride: r.Stride, BlockBytes: r.BlockBytes})
+		}
+	}
 	t.poolMu.Lock()
 	defer t.poolMu.Unlock()
 	if t.poolSeq == ^uint32(0) {
@@ -269,12 +278,17 @@ func (t *Tracer) poolLookup(ph PoolHandle) (*pool, error) {
 	return p, nil
 }
 
-// checkBlocks validates ids (range, duplicates).
+// checkBlocks validates ids (range, duplicates) with the pool's scratch
+// bitmap; p is locked.
 func checkBlocks(op string, p *pool, ids []uint32) error {
 	if len(ids) == 0 {
 		return errorf(StatusInvalidArg, "%s: no blocks given", op)
 	}
-	seen := make([]uint64, (len(p.blocks)+63)/64)
+	if p.seen == nil {
+		p.seen = make([]uint64, (len(p.blocks)+63)/64)
+	}
+	seen := p.seen
+	clear(seen)
 	for _, b := range ids {
 		if int(b) >= len(p.blocks) {
 			return errorf(StatusInvalidArg, "%s: block %d is out of range (pool has %d blocks)", op, b, len(p.blocks))

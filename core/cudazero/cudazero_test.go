@@ -246,15 +246,31 @@ func TestZeroContiguousD32(t *testing.T) {
 	n, err := op.Wait()
 	require.NoError(t, err)
 	assert.Zero(t, n)
-	assert.Equal(t, 1, fake.Calls("cuMemsetD32Async"))
+	assert.Equal(t, 2, fake.Calls("cuMemsetD32Async"), "the range, and the verify counter of a new slot")
 	assert.Zero(t, fake.Calls("cuMemsetD8Async"))
 	assert.Equal(t, 1, fake.Calls("cuLaunchKernel"), "only the verify kernel")
+	assert.Zero(t, fake.Calls("cuMemcpyHtoDAsync"), "the one-entry table is read from pinned memory")
+	assert.Zero(t, fake.Calls("cuMemcpyDtoHAsync"), "the kernel publishes the count itself")
 	assert.True(t, allZero(mem(r.Ptr, r.Len)))
 	assert.True(t, noneZero(mem(p, 4096)), "bytes before the range untouched")
 	assert.True(t, noneZero(mem(r.Ptr+r.Len, 4096)), "bytes after the range untouched")
 	n2, err := op.Wait()
 	require.NoError(t, err)
 	assert.Equal(t, n, n2, "Wait is idempotent")
+
+	// The slot is reused: its counter was left zero by the kernel.
+	fake.Reset()
+	for i, b := 0, mem(r.Ptr, r.Len); i < len(b); i++ {
+		b[i] = 0x5a
+	}
+	op, err = d.ZeroAsync(0, 0, []Range{r}, true, false)
+	require.NoError(t, err)
+	n, err = op.Wait()
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Equal(t, 1, fake.Calls("cuMemsetD32Async"), "the range only")
+	assert.Equal(t, 1, fake.Calls("cuLaunchKernel")+fake.Calls("cuEventRecord")-1, "one launch, one event")
+	assert.True(t, allZero(mem(r.Ptr, r.Len)))
 }
 
 func TestZeroContiguousD8(t *testing.T) {
@@ -267,7 +283,7 @@ func TestZeroContiguousD8(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	assert.Equal(t, 1, fake.Calls("cuMemsetD8Async"))
-	assert.Zero(t, fake.Calls("cuMemsetD32Async"))
+	assert.Equal(t, 1, fake.Calls("cuMemsetD32Async"), "the verify counter of a new slot")
 	assert.True(t, allZero(mem(r.Ptr, r.Len)))
 	assert.True(t, noneZero(mem(p, 3)))
 	assert.True(t, noneZero(mem(r.Ptr+r.Len, 4096-3-1001)))
@@ -322,9 +338,10 @@ func TestZeroScatterOneLaunch(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	assert.Equal(t, 2, fake.Calls("cuLaunchKernel"), "one scatter-zero and one verify launch")
-	assert.Equal(t, 1, fake.Calls("cuMemcpyHtoDAsync"), "one descriptor table copy")
-	assert.Equal(t, 1, fake.Calls("cuMemcpyDtoHAsync"), "one count copy")
-	assert.Zero(t, fake.Calls("cuMemsetD8Async")+fake.Calls("cuMemsetD32Async"))
+	assert.Zero(t, fake.Calls("cuMemcpyHtoDAsync"), "a small table is read from pinned memory")
+	assert.Zero(t, fake.Calls("cuMemcpyDtoHAsync"), "the verify kernel publishes the count")
+	assert.Zero(t, fake.Calls("cuMemsetD8Async"))
+	assert.Equal(t, 1, fake.Calls("cuMemsetD32Async"), "the verify counter of a new slot")
 	assert.LessOrEqual(t, fake.Calls("cuPointerGetAttributes"), 2, "one query per allocation")
 	for _, r := range rs {
 		assert.True(t, allZero(mem(r.Ptr, r.Len)))

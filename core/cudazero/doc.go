@@ -21,18 +21,25 @@
 //     synchronizes until Op.Wait. One contiguous range is one
 //     cuMemsetD32Async (4-byte aligned) or cuMemsetD8Async; many ranges are
 //     one launch of the hand-written PTX kernel kvh_scatter_zero over a
-//     descriptor table copied from pinned memory. Verification is one launch
+//     descriptor table staged in pinned memory. Verification is one launch
 //     of kvh_verify_nonzero (every byte read back, non-zero 4-byte words
-//     counted with one atomic per thread) whose count is copied to pinned
-//     memory before an event is recorded. Graph capture is refused
-//     (ErrCapturing). Errors carry the CUDA error name (*Error).
+//     counted with one atomic per thread into a device counter) before an
+//     event is recorded. Graph capture is refused (ErrCapturing). Errors
+//     carry the CUDA error name (*Error).
+//   - Host memory the device maps (unified addressing, checked per context
+//     with cuDeviceGetAttribute): tables up to 64 KiB are read by the
+//     kernels straight from the pinned staging buffer (no cuMemcpyHtoDAsync)
+//     and the verify kernels' last CTA stores the count into pinned memory
+//     itself (no cuMemcpyDtoHAsync); see ptx.go. Without it, the table is
+//     copied and the count copied back, as before.
 //   - Pool-shaped zeroization (ZeroPoolAsync, pool.go): a paged pool's
 //     region table {base, stride, block_bytes} and the released block ids
-//     are copied in one cuMemcpyHtoDAsync, then one launch of kvh_pool_zero
-//     covers every (region, block) pair and one launch of kvh_pool_verify
-//     counts non-zero bytes, so the host cost is O(regions + blocks) rather
+//     are staged together, then one launch of kvh_pool_zero_verify (or
+//     kvh_pool_zero without verification) covers every (region, block) pair:
+//     the host cost is O(regions + blocks), one launch and one event, rather
 //     than one descriptor per (block, region). The layout is validated once,
 //     by the caller, when the pool is registered.
+//   - probe.go: per-driver-call timings for the real-GPU benchmarks only.
 //   - Contexts: the work runs in the calling thread's current context when it
 //     belongs to the requested device (engines call in on their own thread,
 //     and a cgo callback runs on that thread); otherwise the device's primary

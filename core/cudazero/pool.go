@@ -3,9 +3,8 @@ package cudazero
 /*
 #include "shim.h"
 
-static kvh_CUresult kvhcu_p_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
-static kvh_CUresult kvhcu_p_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids, unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter) {
-  void *params[6] = {&regions, &nregions, &ids, &nblocks, &nchunk, &counter};
+static kvh_CUresult kvhcu_p_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids, unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter, kvh_CUdeviceptr result) {
+  void *params[7] = {&regions, &nregions, &ids, &nblocks, &nchunk, &counter, &result};
   return c->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, (kvh_CUstream)s, params, NULL);
 }
 */
@@ -29,12 +28,13 @@ const poolEntryBytes = 24
 // stream, in stream order, without ever synchronizing the host. Unlike
 // ZeroAsync it takes the pool's shape instead of one range per (block,
 // region): the region table (24 bytes per region) and the block ids (4 bytes
-// per block) are copied to the device with ONE cuMemcpyHtoDAsync from pinned
-// memory, then ONE launch of kvh_pool_zero zeroes every (region, block) pair,
-// and with verify ONE launch of kvh_pool_verify counts the non-zero bytes
-// (same rule and same Op.Wait result as ZeroAsync), copied back with
-// cuMemcpyDtoHAsync; an event is recorded last. The host cost is therefore
-// O(regions + blocks), not O(regions * blocks).
+// per block) are staged together in pinned memory (read there by the kernel,
+// or copied with one cuMemcpyHtoDAsync; see ZeroAsync), then ONE launch
+// covers every (region, block) pair: kvh_pool_zero, or with verify
+// kvh_pool_zero_verify, which reads each chunk back right after zeroing it
+// and counts the non-zero bytes (same rule and same Op.Wait result as
+// ZeroAsync); an event is recorded last. The host cost is therefore
+// O(regions + blocks), not O(regions * blocks), and one launch.
 //
 // The layout is NOT re-validated with cuPointerGetAttributes here: the
 // caller must have checked once (e.g. with ValidateRange over each region's
@@ -135,24 +135,34 @@ func (op *Op) enqueuePool(stream uint64, regions []PoolRegion, blocks []uint32, 
 		e[0], e[1], e[2] = r.Base, r.Stride, r.BlockBytes
 	}
 	copy(unsafe.Slice((*uint32)(unsafe.Add(s.host, idsOff)), len(blocks)), blocks)
-	if err := d.check("cuMemcpyHtoDAsync(pool table)", C.kvhcu_p_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
+	base, err := op.placeTable(s, need, st, "pool table")
+	if err != nil {
 		return err
 	}
 	grid := uint64(cs.grid)
 	if grid > work {
 		grid = work
 	}
-	regs, ids := s.dev+C.kvh_CUdeviceptr(regOff), s.dev+C.kvh_CUdeviceptr(idsOff)
+	regs, ids := base+C.kvh_CUdeviceptr(regOff), base+C.kvh_CUdeviceptr(idsOff)
 	nr, nb := C.uint(len(regions)), C.uint(len(blocks))
-	if zero {
-		if err := d.check("cuLaunchKernel("+poolZeroKernel+")", C.kvhcu_p_launch(d.cu, cs.poolZeroFn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), 0)); err != nil {
-			return err
-		}
+	if zero && !op.verify {
+		return op.launchPool(poolZeroKernel, cs.poolZeroFn, s, st, grid, regs, nr, ids, nb, nchunk, 0, 0)
 	}
-	if op.verify {
-		if err := d.check("cuLaunchKernel("+poolVerifyKernel+")", C.kvhcu_p_launch(d.cu, cs.poolVerifyFn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), s.dev)); err != nil {
-			return err
-		}
+	ctr, result, err := op.counter(s, st)
+	if err != nil {
+		return err
+	}
+	if zero {
+		// One pass: each CTA zeroes a chunk, then reads it back.
+		return op.launchPool(poolZeroVerifyKernel, cs.poolZeroVerifyFn, s, st, grid, regs, nr, ids, nb, nchunk, ctr, result)
+	}
+	return op.launchPool(poolVerifyKernel, cs.poolVerifyFn, s, st, grid, regs, nr, ids, nb, nchunk, ctr, result)
+}
+
+// launchPool launches one pool kernel and finishes the enqueue.
+func (op *Op) launchPool(name string, fn C.kvh_CUfunction, s *slot, st C.uintptr_t, grid uint64, regs C.kvh_CUdeviceptr, nr C.uint, ids C.kvh_CUdeviceptr, nb C.uint, nchunk uint32, ctr, result C.kvh_CUdeviceptr) error {
+	if err := op.d.check("cuLaunchKernel("+name+")", C.kvhcu_p_launch(op.d.cu, fn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), ctr, result)); err != nil {
+		return err
 	}
 	return op.finishEnqueue(s, st)
 }

@@ -70,15 +70,16 @@ func TestZeroPoolOneLaunch(t *testing.T) {
 		n, err := op.Wait()
 		require.NoError(t, err)
 		assert.Zero(t, n)
-		launches := 1
-		if verify {
-			launches = 2
-		}
-		assert.Equal(t, launches, fake.Calls("cuLaunchKernel"), "one pool-zero launch (+ one verify) for %d ranges", len(blocks)*len(l.regions))
-		assert.Equal(t, 1, fake.Calls("cuMemcpyHtoDAsync"), "region table and block ids in one copy")
-		assert.Equal(t, launches-1, fake.Calls("cuMemcpyDtoHAsync"))
+		assert.Equal(t, 1, fake.Calls("cuLaunchKernel"), "one launch (zero, or zero + read back) for %d ranges", len(blocks)*len(l.regions))
+		assert.Zero(t, fake.Calls("cuMemcpyHtoDAsync"), "region table and block ids read from pinned memory")
+		assert.Zero(t, fake.Calls("cuMemcpyDtoHAsync"), "the kernel publishes the count")
 		assert.Zero(t, fake.Calls("cuPointerGetAttributes"), "no per-release validation")
-		assert.Zero(t, fake.Calls("cuMemsetD8Async")+fake.Calls("cuMemsetD32Async"))
+		assert.Zero(t, fake.Calls("cuMemsetD8Async"))
+		counterInit := 0
+		if verify {
+			counterInit = 1
+		}
+		assert.Equal(t, counterInit, fake.Calls("cuMemsetD32Async"), "the verify counter of a new slot")
 		l.check(t, blocks)
 	}
 }
@@ -102,7 +103,7 @@ func TestZeroPoolLaunchCountIndependentOfBlocks(t *testing.T) {
 		nz, err := op.Wait()
 		require.NoError(t, err)
 		assert.Zero(t, nz)
-		assert.Equal(t, 2, fake.Calls("cuLaunchKernel"), "%d blocks", n)
+		assert.Equal(t, 1, fake.Calls("cuLaunchKernel"), "%d blocks", n)
 		for _, b := range blocks {
 			assert.True(t, allZero(mem(p+uint64(b)*nr*bb, nr*bb)))
 		}
@@ -222,12 +223,12 @@ func TestZeroPoolDriverErrors(t *testing.T) {
 	t.Run("launch failure names the kernel", func(t *testing.T) {
 		d := newDriver(t)
 		l := newPoolLayout(t)
-		fake.Inject("cuLaunchKernel", errLaunch, 1, 1) // the verify launch
+		fake.Inject("cuLaunchKernel", errLaunch, 0, 1)
 		_, err := d.ZeroPoolAsync(0, 0, l.regions, []uint32{1}, true)
 		var ce *Error
 		require.ErrorAs(t, err, &ce)
 		assert.Equal(t, "CUDA_ERROR_LAUNCH_FAILED", ce.Name)
-		assert.Contains(t, err.Error(), poolVerifyKernel)
+		assert.Contains(t, err.Error(), poolZeroVerifyKernel)
 	})
 	t.Run("illegal address: memory freed while queued", func(t *testing.T) {
 		d := newDriver(t)
@@ -313,4 +314,87 @@ func TestZeroPoolVerifyOnlyMatchesHostRule(t *testing.T) {
 	assert.Equal(t, want, n)
 	assert.Equal(t, 1, fake.Calls("cuLaunchKernel"), "verify only")
 	l.check(t, nil)
+}
+
+// Each verify launch publishes its own count: the device counter is zeroed
+// again by the kernel (or, without unified addressing, by the table copy),
+// so consecutive operations on one slot never add up.
+func TestVerifyCountsDoNotAccumulate(t *testing.T) {
+	for _, unified := range []bool{true, false} {
+		t.Run(map[bool]string{true: "unified addressing", false: "no unified addressing"}[unified], func(t *testing.T) {
+			d := newDriver(t)
+			fake.SetUnified(unified)
+			l := newPoolLayout(t)
+			p := devAlloc(t, 0, 1<<16)
+			r := Range{p, 1 << 16}
+			for i, plant := range []bool{true, false, true, false} {
+				fake.Reset()
+				fake.SetUnified(unified)
+				if plant {
+					fake.PlantBeforeVerify(l.regions[2].Base+2*l.regions[2].Stride+64, 0x5a)
+				}
+				op, err := d.ZeroPoolAsync(0, 0, l.regions, []uint32{2, 5}, true)
+				require.NoError(t, err)
+				n, err := op.Wait()
+				require.NoError(t, err)
+				want := uint64(0)
+				if plant {
+					want = 4 // one non-zero aligned word
+				}
+				assert.Equal(t, want, n, "pool release %d", i)
+				copies := 0
+				if !unified {
+					copies = 1
+				}
+				assert.Equal(t, copies, fake.Calls("cuMemcpyHtoDAsync"), "table copies, release %d", i)
+				assert.Equal(t, copies, fake.Calls("cuMemcpyDtoHAsync"), "count copies, release %d", i)
+				assert.Equal(t, 1, fake.Calls("cuLaunchKernel"), "release %d", i)
+
+				// The same slot serves a descriptor-table verify next.
+				fake.Reset()
+				fake.SetUnified(unified)
+				if plant {
+					fake.PlantBeforeVerify(p+3, 0x01)
+				}
+				op, err = d.ZeroAsync(0, 0, []Range{r}, true, false)
+				require.NoError(t, err)
+				n, err = op.Wait()
+				require.NoError(t, err)
+				assert.Equal(t, want, n, "sanitize %d", i)
+			}
+			l.check(t, []uint32{2, 5})
+		})
+	}
+}
+
+// A table larger than mappedMax is copied to the device even with unified
+// addressing; the count is still published by the kernel, and the next,
+// small table on the same slot starts from a zero counter.
+func TestLargeTableIsCopied(t *testing.T) {
+	d := newDriver(t)
+	p := devAlloc(t, 0, 16<<20)
+	var rs []Range
+	for off := uint64(0); off < 16<<20; off += 4096 {
+		rs = append(rs, Range{p + off, 2048}) // 4096 descriptors: 64 KiB + header
+	}
+	op, err := d.ZeroAsync(0, 0, rs, true, false)
+	require.NoError(t, err)
+	n, err := op.Wait()
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Equal(t, 1, fake.Calls("cuMemcpyHtoDAsync"), "large table copied")
+	assert.Zero(t, fake.Calls("cuMemcpyDtoHAsync"), "count published by the kernel")
+	assert.Zero(t, fake.Calls("cuMemsetD32Async"), "the copy zeroed the counter")
+	for _, r := range rs {
+		require.True(t, allZero(mem(r.Ptr, r.Len)))
+	}
+	fake.Reset()
+	fake.PlantBeforeVerify(p+16, 0x7f) // inside range 0, after its zeroing
+	op, err = d.ZeroAsync(0, 0, rs[:2], true, false)
+	require.NoError(t, err)
+	n, err = op.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(4), n)
+	assert.Zero(t, fake.Calls("cuMemcpyHtoDAsync"), "small table read from pinned memory")
+	assert.Zero(t, fake.Calls("cuMemsetD32Async"), "the kernel left the counter zero")
 }

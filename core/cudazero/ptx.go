@@ -6,23 +6,37 @@ const (
 	verifyKernel     = "kvh_verify_nonzero"
 	poolZeroKernel   = "kvh_pool_zero"
 	poolVerifyKernel = "kvh_pool_verify"
+	// poolZeroVerifyKernel zeroes and reads back in one pass.
+	poolZeroVerifyKernel = "kvh_pool_zero_verify"
 )
 
-// kernelPTX holds the four hand-written kernels, JIT-compiled by the driver for
+// kernelPTX holds the five hand-written kernels, JIT-compiled by the driver for
 // the GPU at hand (PTX ISA 7.0 is accepted by every CUDA >= 11.0 driver;
-// sm_50 is the lowest target those drivers still support). Both take a
-// descriptor table of {u64 ptr, u64 len} entries and walk it grid-stride: CTA
-// b handles descriptors b, b+gridDim, ...; inside a descriptor the CTA's
+// sm_50 is the lowest target those drivers still support). The descriptor
+// kernels take a table of {u64 ptr, u64 len} entries and walk it grid-stride:
+// CTA b handles descriptors b, b+gridDim, ...; inside a descriptor the CTA's
 // threads cover the unaligned head byte by byte, the 16-byte-aligned body with
-// 16-byte vector accesses, and the tail byte by byte.
+// 16-byte vector accesses, and the tail byte by byte. Tables may live in
+// device memory or in pinned host memory the device maps (unified
+// addressing); the kernels only read them.
 //
 // kvh_scatter_zero(table, n): stores zeros.
-// kvh_verify_nonzero(table, n, counter): reads every byte back (the body four
-// 16-byte loads per thread per iteration, for memory-level parallelism); every
-// non-zero aligned 4-byte word counts 4, every non-zero head/tail byte counts
-// 1; each thread adds its total (if any) to *counter with one 64-bit atomic.
-// The count is therefore an upper bound of the non-zero bytes at 4-byte
-// granularity, and 0 exactly when every byte is zero.
+// kvh_verify_nonzero(table, n, counter, result): reads every byte back (the
+// body four 16-byte loads per thread per iteration, for memory-level
+// parallelism); every non-zero aligned 4-byte word counts 4, every non-zero
+// head/tail byte counts 1; each thread adds its total (if any) to the device
+// counter with one 64-bit atomic. The count is therefore an upper bound of the
+// non-zero bytes at 4-byte granularity, and 0 exactly when every byte is zero.
+//
+// Publishing the count (every verify kernel): counter is device memory
+// {u64 count, u32 done}, zero when the launch starts. With result = 0 the
+// count stays there (the host copies it with cuMemcpyDtoHAsync). Otherwise
+// result is pinned host memory mapped for the device: after its atomics each
+// CTA fences (membar.gl) and synchronizes, thread 0 increments done, and the
+// CTA that brings done to gridDim reads the count and zeroes it with
+// atom.exch, zeroes done, stores the count to *result and fences
+// (membar.sys). Kernel completion, then the event recorded after it, make the
+// store visible to the host; the counter is left zero for the next launch.
 //
 // The pool kernels take the shape of a paged pool instead of a descriptor per
 // range: a region table of {u64 base, u64 stride, u64 block_bytes} entries,
@@ -35,8 +49,18 @@ const (
 //
 // kvh_pool_zero(regions, nregions, ids, nblocks, nchunk, counter): stores
 // zeros (counter unused).
-// kvh_pool_verify(regions, nregions, ids, nblocks, nchunk, counter): the
-// counting rule of kvh_verify_nonzero, per chunk.
+// kvh_pool_verify(regions, nregions, ids, nblocks, nchunk, counter, result):
+// the counting rule of kvh_verify_nonzero, per chunk, then the count is
+// published.
+// kvh_pool_zero_verify(regions, nregions, ids, nblocks, nchunk, counter,
+// result): one pass that does both, chunk by chunk: the CTA stores zeros over
+// the chunk, waits at a barrier (bar.sync orders the stores before the loads
+// of every thread of the CTA), then reads the chunk back through L2
+// (ld.global.cg, the device's point of coherence) with the threads rotated by
+// one warp, so every word is read by a different warp than the one that wrote
+// it, and counts as kvh_pool_verify does. The read-back mostly hits L2, which
+// is why this costs far less than a second pass over memory; what it proves
+// is what any later reader on the device sees at that moment.
 const kernelPTX = `
 .version 7.0
 .target sm_50
@@ -112,13 +136,14 @@ $Z_done:
 .visible .entry kvh_verify_nonzero(
 	.param .u64 kvh_verify_nonzero_param_0,
 	.param .u32 kvh_verify_nonzero_param_1,
-	.param .u64 kvh_verify_nonzero_param_2
+	.param .u64 kvh_verify_nonzero_param_2,
+	.param .u64 kvh_verify_nonzero_param_3
 )
 {
-	.reg .pred 	%p<10>;
+	.reg .pred 	%p<12>;
 	.reg .b16 	%rs<4>;
-	.reg .b32 	%r<32>;
-	.reg .b64 	%rd<32>;
+	.reg .b32 	%r<34>;
+	.reg .b64 	%rd<36>;
 
 	ld.param.u64 	%rd1, [kvh_verify_nonzero_param_0];
 	ld.param.u32 	%r1, [kvh_verify_nonzero_param_1];
@@ -254,11 +279,36 @@ $V_next:
 	add.s32 	%r2, %r2, %r3;
 	bra.uni 	$V_desc;
 $V_done:
-	setp.eq.s64 	%p9, %rd13, 0;
-	@%p9 bra 	$V_ret;
-	ld.param.u64 	%rd18, [kvh_verify_nonzero_param_2];
-	cvta.to.global.u64 	%rd18, %rd18;
-	atom.global.add.u64 	%rd19, [%rd18], %rd13;
+	setp.eq.s64 	%p10, %rd13, 0;
+	@%p10 bra 	$V_pub;
+	ld.param.u64 	%rd32, [kvh_verify_nonzero_param_2];
+	cvta.to.global.u64 	%rd32, %rd32;
+	atom.global.add.u64 	%rd33, [%rd32], %rd13;
+$V_pub:
+	ld.param.u64 	%rd34, [kvh_verify_nonzero_param_3];
+	setp.eq.u64 	%p10, %rd34, 0;
+	@%p10 bra 	$V_ret;
+	membar.gl;
+	bar.sync 	0;
+	mov.u32 	%r32, %tid.x;
+	setp.ne.u32 	%p10, %r32, 0;
+	@%p10 bra 	$V_ret;
+	ld.param.u64 	%rd32, [kvh_verify_nonzero_param_2];
+	cvta.to.global.u64 	%rd32, %rd32;
+	mov.u32 	%r33, 1;
+	atom.global.add.u32 	%r32, [%rd32+8], %r33;
+	add.u32 	%r32, %r32, 1;
+	mov.u32 	%r33, %nctaid.x;
+	setp.ne.u32 	%p10, %r32, %r33;
+	@%p10 bra 	$V_ret;
+	membar.gl;
+	mov.u64 	%rd35, 0;
+	atom.global.exch.b64 	%rd33, [%rd32], %rd35;
+	mov.u32 	%r33, 0;
+	st.global.u32 	[%rd32+8], %r33;
+	cvta.to.global.u64 	%rd34, %rd34;
+	st.volatile.global.u64 	[%rd34], %rd33;
+	membar.sys;
 $V_ret:
 	ret;
 }
@@ -370,13 +420,14 @@ $PZ_done:
 	.param .u64 kvh_pool_verify_param_2,
 	.param .u32 kvh_pool_verify_param_3,
 	.param .u32 kvh_pool_verify_param_4,
-	.param .u64 kvh_pool_verify_param_5
+	.param .u64 kvh_pool_verify_param_5,
+	.param .u64 kvh_pool_verify_param_6
 )
 {
-	.reg .pred 	%p<10>;
-	.reg .b16 	%rs<2>;
-	.reg .b32 	%r<16>;
-	.reg .b64 	%rd<36>;
+	.reg .pred 	%p<12>;
+	.reg .b16 	%rs<3>;
+	.reg .b32 	%r<20>;
+	.reg .b64 	%rd<40>;
 
 	ld.param.u64 	%rd1, [kvh_pool_verify_param_0];
 	ld.param.u32 	%r1, [kvh_pool_verify_param_1];
@@ -480,12 +531,219 @@ $PV_next:
 	add.s64 	%rd7, %rd7, %rd8;
 	bra.uni 	$PV_work;
 $PV_done:
-	setp.eq.s64 	%p7, %rd30, 0;
-	@%p7 bra 	$PV_ret;
+	setp.eq.s64 	%p8, %rd30, 0;
+	@%p8 bra 	$PV_pub;
 	ld.param.u64 	%rd32, [kvh_pool_verify_param_5];
 	cvta.to.global.u64 	%rd32, %rd32;
 	atom.global.add.u64 	%rd33, [%rd32], %rd30;
+$PV_pub:
+	ld.param.u64 	%rd36, [kvh_pool_verify_param_6];
+	setp.eq.u64 	%p8, %rd36, 0;
+	@%p8 bra 	$PV_ret;
+	membar.gl;
+	bar.sync 	0;
+	mov.u32 	%r18, %tid.x;
+	setp.ne.u32 	%p8, %r18, 0;
+	@%p8 bra 	$PV_ret;
+	ld.param.u64 	%rd32, [kvh_pool_verify_param_5];
+	cvta.to.global.u64 	%rd32, %rd32;
+	mov.u32 	%r19, 1;
+	atom.global.add.u32 	%r18, [%rd32+8], %r19;
+	add.u32 	%r18, %r18, 1;
+	mov.u32 	%r19, %nctaid.x;
+	setp.ne.u32 	%p8, %r18, %r19;
+	@%p8 bra 	$PV_ret;
+	membar.gl;
+	mov.u64 	%rd37, 0;
+	atom.global.exch.b64 	%rd33, [%rd32], %rd37;
+	mov.u32 	%r19, 0;
+	st.global.u32 	[%rd32+8], %r19;
+	cvta.to.global.u64 	%rd36, %rd36;
+	st.volatile.global.u64 	[%rd36], %rd33;
+	membar.sys;
 $PV_ret:
+	ret;
+}
+
+.visible .entry kvh_pool_zero_verify(
+	.param .u64 kvh_pool_zero_verify_param_0,
+	.param .u32 kvh_pool_zero_verify_param_1,
+	.param .u64 kvh_pool_zero_verify_param_2,
+	.param .u32 kvh_pool_zero_verify_param_3,
+	.param .u32 kvh_pool_zero_verify_param_4,
+	.param .u64 kvh_pool_zero_verify_param_5,
+	.param .u64 kvh_pool_zero_verify_param_6
+)
+{
+	.reg .pred 	%p<12>;
+	.reg .b16 	%rs<3>;
+	.reg .b32 	%r<20>;
+	.reg .b64 	%rd<40>;
+
+	ld.param.u64 	%rd1, [kvh_pool_zero_verify_param_0];
+	ld.param.u32 	%r1, [kvh_pool_zero_verify_param_1];
+	ld.param.u64 	%rd2, [kvh_pool_zero_verify_param_2];
+	ld.param.u32 	%r2, [kvh_pool_zero_verify_param_3];
+	ld.param.u32 	%r3, [kvh_pool_zero_verify_param_4];
+	cvta.to.global.u64 	%rd1, %rd1;
+	cvta.to.global.u64 	%rd2, %rd2;
+	cvt.u64.u32 	%rd3, %r1;
+	cvt.u64.u32 	%rd4, %r2;
+	cvt.u64.u32 	%rd5, %r3;
+	mul.lo.s64 	%rd6, %rd3, %rd4;
+	mul.lo.s64 	%rd6, %rd6, %rd5;
+	mov.u32 	%r4, %ctaid.x;
+	mov.u32 	%r5, %nctaid.x;
+	mov.u32 	%r6, %tid.x;
+	mov.u32 	%r7, %ntid.x;
+	cvt.u64.u32 	%rd7, %r4;
+	cvt.u64.u32 	%rd8, %r5;
+	cvt.u64.u32 	%rd9, %r6;
+	cvt.u64.u32 	%rd10, %r7;
+	shl.b64 	%rd11, %rd9, 4;
+	shl.b64 	%rd12, %rd10, 4;
+	mov.u64 	%rd30, 0;
+	add.u32 	%r17, %r6, 32;
+	rem.u32 	%r17, %r17, %r7;
+	cvt.u64.u32 	%rd34, %r17;
+	shl.b64 	%rd35, %rd34, 4;
+	mov.u16 	%rs2, 0;
+	mov.u32 	%r16, 0;
+$PF_work:
+	setp.ge.u64 	%p1, %rd7, %rd6;
+	@%p1 bra 	$PF_done;
+	div.u64 	%rd13, %rd7, %rd5;
+	mul.lo.s64 	%rd14, %rd13, %rd5;
+	sub.s64 	%rd14, %rd7, %rd14;
+	div.u64 	%rd15, %rd13, %rd4;
+	mul.lo.s64 	%rd16, %rd15, %rd4;
+	sub.s64 	%rd16, %rd13, %rd16;
+	mul.lo.s64 	%rd17, %rd15, 24;
+	add.s64 	%rd17, %rd1, %rd17;
+	ld.global.u64 	%rd18, [%rd17];
+	ld.global.u64 	%rd19, [%rd17+8];
+	ld.global.u64 	%rd20, [%rd17+16];
+	shl.b64 	%rd21, %rd16, 2;
+	add.s64 	%rd21, %rd2, %rd21;
+	ld.global.u32 	%r9, [%rd21];
+	cvt.u64.u32 	%rd22, %r9;
+	mul.lo.s64 	%rd22, %rd22, %rd19;
+	add.s64 	%rd22, %rd18, %rd22;
+	shl.b64 	%rd23, %rd14, 16;
+	setp.ge.u64 	%p2, %rd23, %rd20;
+	@%p2 bra 	$PF_next;
+	sub.s64 	%rd24, %rd20, %rd23;
+	min.u64 	%rd24, %rd24, 65536;
+	add.s64 	%rd25, %rd22, %rd23;
+	cvta.to.global.u64 	%rd25, %rd25;
+	add.s64 	%rd26, %rd25, %rd24;
+	add.s64 	%rd27, %rd25, 15;
+	and.b64 	%rd27, %rd27, -16;
+	min.u64 	%rd27, %rd27, %rd26;
+	and.b64 	%rd28, %rd26, -16;
+	max.u64 	%rd28, %rd28, %rd27;
+	add.s64 	%rd29, %rd25, %rd9;
+$PF_zhead:
+	setp.ge.u64 	%p3, %rd29, %rd27;
+	@%p3 bra 	$PF_zbody0;
+	st.global.u8 	[%rd29], %rs2;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$PF_zhead;
+$PF_zbody0:
+	add.s64 	%rd29, %rd27, %rd11;
+$PF_zbody:
+	setp.ge.u64 	%p4, %rd29, %rd28;
+	@%p4 bra 	$PF_ztail0;
+	st.global.v4.u32 	[%rd29], {%r16, %r16, %r16, %r16};
+	add.s64 	%rd29, %rd29, %rd12;
+	bra.uni 	$PF_zbody;
+$PF_ztail0:
+	add.s64 	%rd29, %rd28, %rd9;
+$PF_ztail:
+	setp.ge.u64 	%p5, %rd29, %rd26;
+	@%p5 bra 	$PF_zdone;
+	st.global.u8 	[%rd29], %rs2;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$PF_ztail;
+$PF_zdone:
+	bar.sync 	0;
+	add.s64 	%rd29, %rd25, %rd34;
+$PF_head:
+	setp.ge.u64 	%p3, %rd29, %rd27;
+	@%p3 bra 	$PF_body0;
+	ld.global.cg.u8 	%rs1, [%rd29];
+	setp.ne.s16 	%p6, %rs1, 0;
+	selp.u64 	%rd31, 1, 0, %p6;
+	add.s64 	%rd30, %rd30, %rd31;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$PF_head;
+$PF_body0:
+	add.s64 	%rd29, %rd27, %rd35;
+$PF_body:
+	setp.ge.u64 	%p4, %rd29, %rd28;
+	@%p4 bra 	$PF_tail0;
+	ld.global.cg.v4.u32 	{%r10, %r11, %r12, %r13}, [%rd29];
+	setp.ne.s32 	%p6, %r10, 0;
+	selp.u32 	%r14, 4, 0, %p6;
+	setp.ne.s32 	%p6, %r11, 0;
+	selp.u32 	%r15, 4, 0, %p6;
+	add.s32 	%r14, %r14, %r15;
+	setp.ne.s32 	%p6, %r12, 0;
+	selp.u32 	%r15, 4, 0, %p6;
+	add.s32 	%r14, %r14, %r15;
+	setp.ne.s32 	%p6, %r13, 0;
+	selp.u32 	%r15, 4, 0, %p6;
+	add.s32 	%r14, %r14, %r15;
+	cvt.u64.u32 	%rd31, %r14;
+	add.s64 	%rd30, %rd30, %rd31;
+	add.s64 	%rd29, %rd29, %rd12;
+	bra.uni 	$PF_body;
+$PF_tail0:
+	add.s64 	%rd29, %rd28, %rd34;
+$PF_tail:
+	setp.ge.u64 	%p5, %rd29, %rd26;
+	@%p5 bra 	$PF_next;
+	ld.global.cg.u8 	%rs1, [%rd29];
+	setp.ne.s16 	%p6, %rs1, 0;
+	selp.u64 	%rd31, 1, 0, %p6;
+	add.s64 	%rd30, %rd30, %rd31;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$PF_tail;
+$PF_next:
+	add.s64 	%rd7, %rd7, %rd8;
+	bra.uni 	$PF_work;
+$PF_done:
+	setp.eq.s64 	%p8, %rd30, 0;
+	@%p8 bra 	$PF_pub;
+	ld.param.u64 	%rd32, [kvh_pool_zero_verify_param_5];
+	cvta.to.global.u64 	%rd32, %rd32;
+	atom.global.add.u64 	%rd33, [%rd32], %rd30;
+$PF_pub:
+	ld.param.u64 	%rd36, [kvh_pool_zero_verify_param_6];
+	setp.eq.u64 	%p8, %rd36, 0;
+	@%p8 bra 	$PF_ret;
+	membar.gl;
+	bar.sync 	0;
+	mov.u32 	%r18, %tid.x;
+	setp.ne.u32 	%p8, %r18, 0;
+	@%p8 bra 	$PF_ret;
+	ld.param.u64 	%rd32, [kvh_pool_zero_verify_param_5];
+	cvta.to.global.u64 	%rd32, %rd32;
+	mov.u32 	%r19, 1;
+	atom.global.add.u32 	%r18, [%rd32+8], %r19;
+	add.u32 	%r18, %r18, 1;
+	mov.u32 	%r19, %nctaid.x;
+	setp.ne.u32 	%p8, %r18, %r19;
+	@%p8 bra 	$PF_ret;
+	membar.gl;
+	mov.u64 	%rd37, 0;
+	atom.global.exch.b64 	%rd33, [%rd32], %rd37;
+	mov.u32 	%r19, 0;
+	st.global.u32 	[%rd32+8], %r19;
+	cvta.to.global.u64 	%rd36, %rd36;
+	st.volatile.global.u64 	[%rd36], %rd33;
+	membar.sys;
+$PF_ret:
 	ret;
 }
 `

@@ -155,9 +155,8 @@ kvh_CUresult kvhcu_ptr_attrs(const kvh_cu *cu, kvh_CUdeviceptr p, unsigned int *
 
 kvh_CUresult kvhcu_launch(const kvh_cu *cu, kvh_CUfunction f, unsigned int grid, unsigned int block,
                         kvh_CUstream s, kvh_CUdeviceptr table, unsigned int n,
-                        kvh_CUdeviceptr counter, int with_counter) {
-  void *params[3] = {&table, &n, &counter};
-  (void)with_counter;
+                        kvh_CUdeviceptr counter, kvh_CUdeviceptr result) {
+  void *params[4] = {&table, &n, &counter, &result};
   return cu->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, s, params, NULL);
 }
 

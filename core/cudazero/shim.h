@@ -71,7 +71,7 @@ kvh_CUresult kvhcu_ptr_attrs(const kvh_cu *cu, kvh_CUdeviceptr p, unsigned int *
                            int *ordinal, kvh_CUdeviceptr *start, size_t *size);
 kvh_CUresult kvhcu_launch(const kvh_cu *cu, kvh_CUfunction f, unsigned int grid, unsigned int block,
                         kvh_CUstream s, kvh_CUdeviceptr table, unsigned int n,
-                        kvh_CUdeviceptr counter, int with_counter);
+                        kvh_CUdeviceptr counter, kvh_CUdeviceptr result);
 const char *kvhcu_err_name(const kvh_cu *cu, kvh_CUresult r);
 
 #endif

@@ -18,7 +18,7 @@ static kvh_CUresult kvhcu_z_d8(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uin
 static kvh_CUresult kvhcu_z_d32(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD32Async(p, 0, n, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_z_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_z_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
-static kvh_CUresult kvhcu_z_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr table, unsigned int n, kvh_CUdeviceptr counter) { return kvhcu_launch(c, f, grid, block, (kvh_CUstream)s, table, n, counter, 1); }
+static kvh_CUresult kvhcu_z_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr table, unsigned int n, kvh_CUdeviceptr counter, kvh_CUdeviceptr result) { return kvhcu_launch(c, f, grid, block, (kvh_CUstream)s, table, n, counter, result); }
 static kvh_CUresult kvhcu_z_erecord(const kvh_cu *c, kvh_CUevent e, uintptr_t s) { return c->EventRecord(e, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_z_equery(const kvh_cu *c, kvh_CUevent e) { return c->EventQuery(e); }
 static kvh_CUresult kvhcu_z_esync(const kvh_cu *c, kvh_CUevent e) { return c->EventSynchronize(e); }
@@ -49,6 +49,15 @@ const (
 	ctasPerSM   = 8
 	headerBytes = 16 // u64 counter + pad in front of the descriptor table
 	minSlotSize = 4096
+
+	// mappedMax is the largest table the kernels read straight from pinned
+	// host memory (unified addressing) instead of a device copy: a small
+	// table saves the cuMemcpyHtoDAsync call; a large one is read once per
+	// entry over the bus, which a copy does better.
+	mappedMax = 64 << 10
+
+	attrCanMapHost = 19 // CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY
+	attrUnified    = 41 // CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING
 )
 
 func memTypeName(t uint32) string {
@@ -161,7 +170,12 @@ func (v *validator) check(r Range) error {
 type ctxState struct {
 	zeroFn, verifyFn         C.kvh_CUfunction
 	poolZeroFn, poolVerifyFn C.kvh_CUfunction
+	poolZeroVerifyFn         C.kvh_CUfunction
 	grid                     int // CTAs to launch at most (SMs * ctasPerSM)
+	// mapped: the device reaches pinned host memory at its host address
+	// (unified addressing): the verify kernels publish their count there
+	// themselves and small tables are not copied (see publish in ptx.go).
+	mapped bool
 
 	mu      sync.Mutex
 	free    []*slot
@@ -170,15 +184,20 @@ type ctxState struct {
 
 // slot is the resources of one in-flight operation: pinned host memory (the
 // descriptor table on the way in, the non-zero count on the way out), device
-// memory (counter + table) and the completion event. A slot is reused only
-// after Wait, so the pinned table is never rewritten while a copy from it may
-// still be pending.
+// memory (the counter {u64 count, u32 done}, then a copy of the table when it
+// is not read from host memory) and the completion event. A slot is reused
+// only after Wait, so the pinned table is never rewritten while the device may
+// still read it.
 type slot struct {
 	host    unsafe.Pointer
 	hostCap uintptr
 	dev     C.kvh_CUdeviceptr
 	devCap  uintptr
 	event   C.kvh_CUevent
+	// counterZero: the device counter is known to be zero when the work
+	// enqueued next runs (a publishing verify kernel leaves it zero; a table
+	// copy writes zeros over it).
+	counterZero bool
 }
 
 func (d *Driver) state(ctx C.kvh_CUcontext, ordinal int) (*ctxState, error) {
@@ -197,7 +216,7 @@ func (d *Driver) state(ctx C.kvh_CUcontext, ordinal int) (*ctxState, error) {
 	for _, k := range []struct {
 		name string
 		fn   *C.kvh_CUfunction
-	}{{zeroKernel, &cs.zeroFn}, {verifyKernel, &cs.verifyFn}, {poolZeroKernel, &cs.poolZeroFn}, {poolVerifyKernel, &cs.poolVerifyFn}} {
+	}{{zeroKernel, &cs.zeroFn}, {verifyKernel, &cs.verifyFn}, {poolZeroKernel, &cs.poolZeroFn}, {poolVerifyKernel, &cs.poolVerifyFn}, {poolZeroVerifyKernel, &cs.poolZeroVerifyFn}} {
 		cname := C.CString(k.name)
 		rc := C.kvhcu_z_fn(d.cu, k.fn, mod, cname)
 		C.free(unsafe.Pointer(cname))
@@ -211,6 +230,9 @@ func (d *Driver) state(ctx C.kvh_CUcontext, ordinal int) (*ctxState, error) {
 		sms = 1
 	}
 	cs.grid = int(sms) * ctasPerSM
+	var uva, canMap C.int
+	cs.mapped = C.kvhcu_z_attr(d.cu, &uva, attrUnified, dev) == cuSuccess && uva == 1 &&
+		C.kvhcu_z_attr(d.cu, &canMap, attrCanMapHost, dev) == cuSuccess && canMap == 1
 	d.ctxs[ctx] = cs
 	return cs, nil
 }
@@ -260,6 +282,7 @@ func (cs *ctxState) get(d *Driver, need uintptr) (*slot, error) {
 				return nil, err
 			}
 			s.devCap = size
+			s.counterZero = false
 		}
 	}
 	return s, nil
@@ -373,11 +396,14 @@ type Op struct {
 //   - ranges that continue each other are merged; a single contiguous range is
 //     zeroed with cuMemsetD32Async when 4-byte aligned in address and length,
 //     else cuMemsetD8Async; several ranges with ONE launch of kvh_scatter_zero
-//     over a descriptor table copied with cuMemcpyHtoDAsync from pinned memory;
-//     doublePass repeats the zeroing;
+//     over a descriptor table staged in pinned memory (read there by the
+//     kernel when the device maps host memory and the table is at most 64
+//     KiB, else copied with cuMemcpyHtoDAsync); doublePass repeats the
+//     zeroing;
 //   - with verify, ONE launch of kvh_verify_nonzero reads every byte back and
-//     counts non-zero words into a device counter, which cuMemcpyDtoHAsync
-//     copies to pinned host memory;
+//     counts non-zero words into a device counter, which its last CTA stores
+//     into pinned host memory (or, when the device cannot map host memory,
+//     cuMemcpyDtoHAsync copies there);
 //   - finally an event is recorded. Op.Ready polls it, Op.Wait synchronizes on
 //     it and returns the count.
 //
@@ -474,6 +500,7 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 		passes = 0
 	}
 	grid := 0
+	var table C.kvh_CUdeviceptr
 	if useTable {
 		tab := unsafe.Slice((*uint64)(s.host), need/8)
 		tab[0], tab[1] = 0, 0
@@ -491,15 +518,16 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 			}
 			return nil
 		})
-		if err := d.check("cuMemcpyHtoDAsync(descriptor table)", C.kvhcu_z_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
+		base, err := op.placeTable(s, need, st, "descriptor table")
+		if err != nil {
 			return err
 		}
+		table = base + headerBytes
 		grid = cs.grid
 		if uint64(grid) > ndesc {
 			grid = int(ndesc)
 		}
 	}
-	table := s.dev + headerBytes
 	for pass := 0; pass < passes; pass++ {
 		if p.merged == 1 {
 			r := p.first
@@ -509,18 +537,57 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 				err = d.check("cuMemsetD8Async", C.kvhcu_z_d8(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len), st))
 			}
 		} else {
-			err = d.check("cuLaunchKernel("+zeroKernel+")", C.kvhcu_z_launch(d.cu, cs.zeroFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), 0))
+			err = d.check("cuLaunchKernel("+zeroKernel+")", C.kvhcu_z_launch(d.cu, cs.zeroFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), 0, 0))
 		}
 		if err != nil {
 			return err
 		}
 	}
 	if op.verify {
-		if err := d.check("cuLaunchKernel("+verifyKernel+")", C.kvhcu_z_launch(d.cu, cs.verifyFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), s.dev)); err != nil {
+		ctr, result, err := op.counter(s, st)
+		if err != nil {
+			return err
+		}
+		if err := d.check("cuLaunchKernel("+verifyKernel+")", C.kvhcu_z_launch(d.cu, cs.verifyFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), ctr, result)); err != nil {
 			return err
 		}
 	}
 	return op.finishEnqueue(s, st)
+}
+
+// placeTable returns where the kernels read the table staged in
+// s.host[:need] (header included): the pinned host memory itself when the
+// device maps it and the table is small (no copy, no driver call), else a
+// device copy made with one cuMemcpyHtoDAsync, which also writes zeros over
+// the device counter.
+func (op *Op) placeTable(s *slot, need uintptr, st C.uintptr_t, what string) (C.kvh_CUdeviceptr, error) {
+	if op.cs.mapped && need <= mappedMax {
+		return C.kvh_CUdeviceptr(uintptr(s.host)), nil
+	}
+	if err := op.d.check("cuMemcpyHtoDAsync("+what+")", C.kvhcu_z_h2d(op.d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
+		return 0, err
+	}
+	s.counterZero = true
+	return s.dev, nil
+}
+
+// counter prepares the slot's device counter for one verify launch and
+// returns it with the address the kernel publishes the final count to: the
+// slot's pinned header when the device maps host memory (the last CTA writes
+// the count there and zeroes the counter again), else 0 and finishEnqueue
+// copies the counter with cuMemcpyDtoHAsync. A counter in an unknown state is
+// zeroed first, in stream order.
+func (op *Op) counter(s *slot, st C.uintptr_t) (ctr, result C.kvh_CUdeviceptr, err error) {
+	if !s.counterZero {
+		if err := op.d.check("cuMemsetD32Async(verify counter)", C.kvhcu_z_d32(op.d.cu, s.dev, headerBytes/4, st)); err != nil {
+			return 0, 0, err
+		}
+	}
+	s.counterZero = op.cs.mapped
+	if op.cs.mapped {
+		result = C.kvh_CUdeviceptr(uintptr(s.host))
+	}
+	return s.dev, result, nil
 }
 
 // finishEnqueue is the common tail of every enqueue: with verification, the
@@ -528,7 +595,7 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 // event that Ready and Wait use. Nothing here synchronizes.
 func (op *Op) finishEnqueue(s *slot, st C.uintptr_t) error {
 	d := op.d
-	if op.verify {
+	if op.verify && !op.cs.mapped {
 		if err := d.check("cuMemcpyDtoHAsync(non-zero count)", C.kvhcu_z_d2h(d.cu, s.host, s.dev, 8, st)); err != nil {
 			return err
 		}

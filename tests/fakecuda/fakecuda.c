@@ -7,11 +7,12 @@
  * queue in order, so asynchrony is real: work enqueued on a held stream stays
  * pending and events report CUDA_ERROR_NOT_READY until the stream is released.
  * Modules are recognized by the kernel entry names in the PTX text
- * (kvh_scatter_zero, kvh_verify_nonzero, kvh_pool_zero, kvh_pool_verify);
- * launches run C equivalents with the
+ * (kvh_scatter_zero, kvh_verify_nonzero, kvh_pool_zero, kvh_pool_verify,
+ * kvh_pool_zero_verify); launches run C equivalents with the
  * parameters read from kernelParams. Device work touching memory outside a
- * device allocation sets a sticky CUDA_ERROR_ILLEGAL_ADDRESS on the context,
- * like a real fault.
+ * device allocation (or, for tables and published counts, outside pinned host
+ * memory under unified addressing) sets a sticky CUDA_ERROR_ILLEGAL_ADDRESS on
+ * the context, like a real fault.
  *
  * Control functions (fakecuda_*) let tests inject failures, hold streams,
  * simulate graph capture, hide symbols from cuGetProcAddress, plant non-zero
@@ -145,6 +146,21 @@ static int device_range_ok(uintptr_t p, size_t n) {
   return ok;
 }
 
+/* Unified addressing (on by default, as on every 64-bit CUDA platform):
+ * pinned host memory is also readable and writable by kernels at its host
+ * address. fakecuda_set_unified(0) turns it off (the attributes say 0 too). */
+static int g_unified = 1;
+
+/* 1 if a kernel may access [p, p+n): a device allocation, or pinned host
+ * memory under unified addressing (descriptor tables, the published count). */
+static int kernel_range_ok(uintptr_t p, size_t n) {
+  pthread_mutex_lock(&g_mu);
+  struct alloc *a = find_alloc_locked(p);
+  int ok = a != NULL && (a->type == 2 || (a->type == 1 && g_unified)) && p + n >= p && p + n <= a->p + a->n;
+  pthread_mutex_unlock(&g_mu);
+  return ok;
+}
+
 static int add_alloc(uintptr_t p, size_t n, int type, int dev) {
   pthread_mutex_lock(&g_mu);
   if (g_nallocs == g_capallocs) {
@@ -211,7 +227,7 @@ static CUresult need_ctx(struct ctx **out) {
 
 /* ----------------------------------------------------------------- streams */
 
-enum { OP_MEMSET8, OP_MEMSET32, OP_H2D, OP_D2H, OP_ZERO, OP_VERIFY, OP_EVENT, OP_FILL, OP_PZERO, OP_PVERIFY };
+enum { OP_MEMSET8, OP_MEMSET32, OP_H2D, OP_D2H, OP_ZERO, OP_VERIFY, OP_EVENT, OP_FILL, OP_PZERO, OP_PVERIFY, OP_PZV };
 
 struct event;
 
@@ -223,6 +239,7 @@ struct op {
   uint64_t table;
   uint32_t ndesc;
   uint64_t counter;
+  uint64_t result; /* verify kernels: where the last CTA publishes the count (0: none) */
   uint64_t ids; /* pool kernels: table = regions, ndesc = nregions */
   uint32_t nblocks, nchunk;
   struct event *ev;
@@ -255,8 +272,22 @@ static void fault(struct ctx *c) {
   pthread_mutex_unlock(&g_mu);
 }
 
+/* The end of every verify kernel: add this launch's count to the device
+ * counter {u64 count, u32 done}; with a result address, the last CTA then
+ * moves the count there and resets the counter for the next launch. */
+static void publish(struct ctx *c, struct op *o, uint64_t cnt) {
+  if (!device_range_ok(o->counter, 16) || (o->result != 0 && !kernel_range_ok(o->result, 8))) return fault(c);
+  uint64_t *ctr = (uint64_t *)(uintptr_t)o->counter;
+  ctr[0] += cnt;
+  if (o->result != 0) {
+    *(volatile uint64_t *)(uintptr_t)o->result = ctr[0];
+    ctr[0] = 0;
+    *(uint32_t *)&ctr[1] = 0;
+  }
+}
+
 static void run_zero(struct ctx *c, struct op *o) {
-  if (!device_range_ok(o->table, (size_t)o->ndesc * 16)) {
+  if (!kernel_range_ok(o->table, (size_t)o->ndesc * 16)) {
     fault(c);
     return;
   }
@@ -279,7 +310,7 @@ static void run_verify(struct ctx *c, struct op *o) {
   g_plant_addr = 0;
   pthread_mutex_unlock(&g_mu);
   if (pa != 0) *(volatile unsigned char *)pa = pv;
-  if (!device_range_ok(o->table, (size_t)o->ndesc * 16) || !device_range_ok(o->counter, 8)) {
+  if (!kernel_range_ok(o->table, (size_t)o->ndesc * 16)) {
     fault(c);
     return;
   }
@@ -298,14 +329,19 @@ static void run_verify(struct ctx *c, struct op *o) {
     for (uintptr_t q = bs; q < be; q += 4) cnt += *(uint32_t *)q != 0 ? 4 : 0;
     for (uintptr_t q = be; q < end; q++) cnt += *(unsigned char *)q != 0;
   }
-  *(uint64_t *)(uintptr_t)o->counter += cnt;
+  publish(c, o, cnt);
 }
 
 /* The pool kernels: work item (region r, block ids[i], chunk c) covers
  * [addr + c*64K, min(addr + block_bytes, addr + (c+1)*64K)) with
  * addr = base + ids[i]*stride; verify counts per chunk with run_verify's rule. */
 #define POOL_CHUNK 65536u
-static void run_pool(struct ctx *c, struct op *o, int verify) {
+static void run_pool(struct ctx *c, struct op *o, int zero, int verify) {
+  if (zero && verify) { /* the fused kernel: zero everything, then read it back */
+    run_pool(c, o, 1, 0);
+    run_pool(c, o, 0, 1);
+    return;
+  }
   if (verify) {
     pthread_mutex_lock(&g_mu);
     uintptr_t pa = g_plant_addr;
@@ -313,10 +349,9 @@ static void run_pool(struct ctx *c, struct op *o, int verify) {
     g_plant_addr = 0;
     pthread_mutex_unlock(&g_mu);
     if (pa != 0) *(volatile unsigned char *)pa = pv;
-    if (!device_range_ok(o->counter, 8)) return fault(c);
   }
-  if (!device_range_ok(o->table, (size_t)o->ndesc * 24) ||
-      !device_range_ok(o->ids, (size_t)o->nblocks * 4))
+  if (!kernel_range_ok(o->table, (size_t)o->ndesc * 24) ||
+      !kernel_range_ok(o->ids, (size_t)o->nblocks * 4))
     return fault(c);
   const uint64_t *reg = (const uint64_t *)(uintptr_t)o->table;
   const uint32_t *ids = (const uint32_t *)(uintptr_t)o->ids;
@@ -344,7 +379,7 @@ static void run_pool(struct ctx *c, struct op *o, int verify) {
       }
     }
   }
-  if (verify) *(uint64_t *)(uintptr_t)o->counter += cnt;
+  if (verify) publish(c, o, cnt);
 }
 
 static void run_op(struct stream *s, struct op *o) {
@@ -385,10 +420,13 @@ static void run_op(struct stream *s, struct op *o) {
       run_verify(c, o);
       break;
     case OP_PZERO:
-      run_pool(c, o, 0);
+      run_pool(c, o, 1, 0);
       break;
     case OP_PVERIFY:
-      run_pool(c, o, 1);
+      run_pool(c, o, 0, 1);
+      break;
+    case OP_PZV:
+      run_pool(c, o, 1, 1);
       break;
   }
 }
@@ -525,7 +563,12 @@ CUresult cuDeviceGetAttribute(int *v, int attr, CUdevice d) {
   ENTER("cuDeviceGetAttribute");
   if (!g_inited) return E_NOT_INITIALIZED;
   if (d < 0 || d >= ndev()) return E_INVALID_DEVICE;
-  *v = attr == 16 ? 4 : 0; /* CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT */
+  switch (attr) {
+    case 16: *v = 4; break;          /* CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT */
+    case 19:                         /* CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY */
+    case 41: *v = g_unified; break;  /* CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING */
+    default: *v = 0;
+  }
   return OK;
 }
 
@@ -698,12 +741,12 @@ CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
 struct module {
   int magic;
   struct ctx *ctx;
-  int has_zero, has_verify, has_pzero, has_pverify;
+  int has_zero, has_verify, has_pzero, has_pverify, has_pzv;
 };
 struct function {
   int magic;
   struct module *mod;
-  int kind; /* OP_ZERO, OP_VERIFY, OP_PZERO or OP_PVERIFY */
+  int kind; /* OP_ZERO, OP_VERIFY, OP_PZERO, OP_PVERIFY or OP_PZV */
 };
 
 CUresult cuModuleLoadData(void **out, const void *image) {
@@ -727,6 +770,7 @@ CUresult cuModuleLoadData(void **out, const void *image) {
   m->has_verify = strstr(ptx, ".entry kvh_verify_nonzero(") != NULL;
   m->has_pzero = strstr(ptx, ".entry kvh_pool_zero(") != NULL;
   m->has_pverify = strstr(ptx, ".entry kvh_pool_verify(") != NULL;
+  m->has_pzv = strstr(ptx, ".entry kvh_pool_zero_verify(") != NULL;
   *out = m;
   return OK;
 }
@@ -740,6 +784,7 @@ CUresult cuModuleGetFunction(void **out, void *hm, const char *name) {
   else if (strcmp(name, "kvh_verify_nonzero") == 0 && m->has_verify) kind = OP_VERIFY;
   else if (strcmp(name, "kvh_pool_zero") == 0 && m->has_pzero) kind = OP_PZERO;
   else if (strcmp(name, "kvh_pool_verify") == 0 && m->has_pverify) kind = OP_PVERIFY;
+  else if (strcmp(name, "kvh_pool_zero_verify") == 0 && m->has_pzv) kind = OP_PZV;
   else return E_NOT_FOUND;
   struct function *f = calloc(1, sizeof *f);
   if (f == NULL) return E_OUT_OF_MEMORY;
@@ -761,13 +806,17 @@ CUresult cuLaunchKernel(void *hf, unsigned int gx, unsigned int gy, unsigned int
   struct op o = {.kind = f->kind};
   o.table = *(uint64_t *)params[0];
   o.ndesc = *(uint32_t *)params[1];
-  if (f->kind == OP_VERIFY) o.counter = *(uint64_t *)params[2];
-  if (f->kind == OP_PZERO || f->kind == OP_PVERIFY) {
-    /* (regions, nregions, ids, nblocks, nchunk, counter) */
+  if (f->kind == OP_VERIFY) { /* (table, n, counter, result) */
+    o.counter = *(uint64_t *)params[2];
+    o.result = *(uint64_t *)params[3];
+  }
+  if (f->kind == OP_PZERO || f->kind == OP_PVERIFY || f->kind == OP_PZV) {
+    /* (regions, nregions, ids, nblocks, nchunk, counter[, result]) */
     o.ids = *(uint64_t *)params[2];
     o.nblocks = *(uint32_t *)params[3];
     o.nchunk = *(uint32_t *)params[4];
     o.counter = *(uint64_t *)params[5];
+    if (f->kind != OP_PZERO) o.result = *(uint64_t *)params[6];
   }
   return enqueue(s, &o);
 }
@@ -994,6 +1043,7 @@ void fakecuda_reset(void) {
   memset(g_hidden, 0, sizeof g_hidden);
   g_procaddr_mode = 0;
   g_plant_addr = 0;
+  g_unified = 1;
   for (int i = 0; i < MAXDEV; i++) g_prim[i].sticky = OK;
   pthread_mutex_unlock(&g_mu);
 }
@@ -1135,6 +1185,8 @@ int fakecuda_enqueue_fill(int dev, void *h, CUdeviceptr p, size_t n, int val) {
 
 /* Right before the next verification kernel runs, store val at addr (a
  * zeroization that silently failed). */
+void fakecuda_set_unified(int on) { g_unified = on != 0; }
+
 void fakecuda_plant_before_verify(CUdeviceptr addr, int val) {
   pthread_mutex_lock(&g_mu);
   g_plant_addr = (uintptr_t)addr;

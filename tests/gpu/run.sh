@@ -24,12 +24,13 @@ fail=0
 
 if [ -x build/gpu/cudazero.test ]; then
   echo "## cudazero real-GPU Go tests" >> "$R"
-  KVH_CUDAZERO_REAL=1 KVH_CUDAZERO_BENCH=${BENCH:-1} KVH_GPU_RESULTS="$OUT/cudazero-bench.md" \
+  KVH_CUDAZERO_REAL=1 KVH_CUDAZERO_BENCH=${BENCH:-1} KVH_GPU_RESULTS="$OUT/cudazero-bench.md" KVH_GPU_PROBE="$OUT/cudazero-probe.md" \
     ./build/gpu/cudazero.test -test.run '^TestReal' -test.v -test.timeout 500s > "$OUT/cudazero-test.log" 2>&1
   rc=$?
   [ $rc -ne 0 ] && fail=1
   echo '```' >> "$R"; grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|cudazero_test|gpu_real_test' "$OUT/cudazero-test.log" | grep -v '=== RUN' | tail -40 >> "$R"; echo "exit $rc" >> "$R"; echo '```' >> "$R"
   [ -f "$OUT/cudazero-bench.md" ] && { echo; echo "### kernel benchmarks (cudazero, Go)"; cat "$OUT/cudazero-bench.md"; } >> "$R"
+  [ -f "$OUT/cudazero-probe.md" ] && { echo; echo "### host cost per driver call (cudazero, Go)"; cat "$OUT/cudazero-probe.md"; } >> "$R"
 else
   echo "build/gpu/cudazero.test missing (make gpu-test-binary): Go real-GPU tests not run" >> "$R"
 fi

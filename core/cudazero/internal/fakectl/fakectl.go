@@ -26,6 +26,7 @@ typedef struct {
   int (*pop)(void);
   int (*ctx_depth)(void);
   int (*sticky)(int);
+  void (*set_unified)(int);
 } fk;
 
 static const char *fk_names[] = {"fakecuda_reset", "fakecuda_inject", "fakecuda_calls",
@@ -33,7 +34,7 @@ static const char *fk_names[] = {"fakecuda_reset", "fakecuda_inject", "fakecuda_
   "fakecuda_host_alloc", "fakecuda_host_free", "fakecuda_stream_create",
   "fakecuda_stream_hold", "fakecuda_stream_pending", "fakecuda_set_capturing",
   "fakecuda_enqueue_fill", "fakecuda_plant_before_verify", "fakecuda_push_primary",
-  "fakecuda_pop", "fakecuda_ctx_depth", "fakecuda_sticky"};
+  "fakecuda_pop", "fakecuda_ctx_depth", "fakecuda_sticky", "fakecuda_set_unified"};
 
 static const char *fk_open(const char *path, fk *f) {
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -61,6 +62,7 @@ static int fk_stream_pending(fk *f, int dev, uintptr_t s) { return f->stream_pen
 static int fk_set_capturing(fk *f, int dev, uintptr_t s, int st) { return f->set_capturing(dev, (void *)s, st); }
 static int fk_enqueue_fill(fk *f, int dev, uintptr_t s, unsigned long long p, size_t n, int v) { return f->enqueue_fill(dev, (void *)s, p, n, v); }
 static void fk_plant(fk *f, unsigned long long a, int v) { f->plant(a, v); }
+static void fk_set_unified(fk *f, int on) { f->set_unified(on); }
 static int fk_push_primary(fk *f, int dev) { return f->push_primary(dev); }
 static int fk_pop(fk *f) { return f->pop(); }
 static int fk_ctx_depth(fk *f) { return f->ctx_depth(); }
@@ -184,6 +186,17 @@ func (k *Fake) EnqueueFill(dev int, stream, p, n uint64, val byte) error {
 // PlantBeforeVerify stores val at addr right before the next verification kernel runs.
 func (k *Fake) PlantBeforeVerify(addr uint64, val byte) {
 	C.fk_plant(k.f, C.ulonglong(addr), C.int(val))
+}
+
+// SetUnified turns the fake's unified addressing on (the default) or off:
+// off, kernels cannot reach pinned host memory and the device attributes
+// CAN_MAP_HOST_MEMORY and UNIFIED_ADDRESSING read 0. Reset turns it on.
+func (k *Fake) SetUnified(on bool) {
+	v := 0
+	if on {
+		v = 1
+	}
+	C.fk_set_unified(k.f, C.int(v))
 }
 
 // PushPrimary makes dev's primary context current on the calling OS thread.

@@ -1,0 +1,234 @@
+package cudazero
+
+/*
+#include "shim.h"
+#include <stdlib.h>
+#include <time.h>
+
+static kvh_CUresult kvhcu_q_cur(const kvh_cu *c, kvh_CUcontext *x) { return c->CtxGetCurrent(x); }
+static kvh_CUresult kvhcu_q_push(const kvh_cu *c, kvh_CUcontext x) { return c->CtxPushCurrent(x); }
+static kvh_CUresult kvhcu_q_pop(const kvh_cu *c) { kvh_CUcontext x; return c->CtxPopCurrent(&x); }
+static kvh_CUresult kvhcu_q_dev(const kvh_cu *c, kvh_CUdevice *d) { return c->CtxGetDevice(d); }
+static kvh_CUresult kvhcu_q_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_q_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_q_plaunch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids, unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter, kvh_CUdeviceptr result) {
+  void *params[7] = {&regions, &nregions, &ids, &nblocks, &nchunk, &counter, &result};
+  return c->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, (kvh_CUstream)s, params, NULL);
+}
+static kvh_CUresult kvhcu_q_d32(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD32Async(p, 0, n, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_q_record(const kvh_cu *c, kvh_CUevent e, uintptr_t s) { return c->EventRecord(e, (kvh_CUstream)s); }
+static kvh_CUresult kvhcu_q_sync(const kvh_cu *c, kvh_CUevent e) { return c->EventSynchronize(e); }
+static kvh_CUresult kvhcu_q_ecreate(const kvh_cu *c, kvh_CUevent *e) { return c->EventCreate(e, 0x2); }
+static kvh_CUresult kvhcu_q_load(const kvh_cu *c, kvh_CUmodule *m, const char *img) { return c->ModuleLoadData(m, img); }
+static kvh_CUresult kvhcu_q_fn(const kvh_cu *c, kvh_CUfunction *f, kvh_CUmodule m, const char *name) { return c->ModuleGetFunction(f, m, name); }
+
+static long long kvhcu_q_now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec * 1000000000LL + ts.tv_nsec; }
+static kvh_CUresult kvhcu_q_launch(const kvh_cu *c, kvh_CUfunction f, uintptr_t s, void *arg) {
+  void *params[1] = {arg};
+  return c->LaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, (kvh_CUstream)s, params, NULL);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// Host-cost probe for the real-GPU benchmarks (gpu_real_test.go): it times
+// each driver call of the pool-release enqueue sequence on its own. Not used
+// by the library itself; it lives outside the _test files only because cgo
+// cannot be used there.
+
+// probePTX: two empty kernels, one with an 8-byte parameter and one with a
+// 4000-byte parameter, to price parameter bytes in cuLaunchKernel.
+const probePTX = `
+.version 7.0
+.target sm_50
+.address_size 64
+.visible .entry kvh_probe_small(.param .u64 a) { ret; }
+.visible .entry kvh_probe_big(.param .align 8 .b8 a[4000]) { ret; }
+`
+
+// probeSteps times, per run, every step of a pool release with verification
+// (in one context pushed once, so the push itself is not included). fused
+// false is the earlier sequence: the table copied with cuMemcpyHtoDAsync,
+// kvh_pool_zero then kvh_pool_verify, the count copied back with
+// cuMemcpyDtoHAsync. fused true is ZeroPoolAsync's: the table read from
+// pinned host memory, one kvh_pool_zero_verify that publishes the count
+// itself. It returns the step names in order and the per-run nanoseconds of
+// each.
+func (d *Driver) probeSteps(ordinal int, stream uint64, regions []PoolRegion, blocks []uint32, fused bool, runs int) ([]string, [][]float64, error) {
+	mapped := fused
+	var names []string
+	var xs [][]float64
+	err := d.withContext(ordinal, func(ctx C.kvh_CUcontext) error {
+		cs, err := d.state(ctx, ordinal)
+		if err != nil {
+			return err
+		}
+		st := C.uintptr_t(stream)
+		for run := 0; run < runs; run++ {
+			i := 0
+			t := C.kvhcu_q_now()
+			mark := func(name string) {
+				now := C.kvhcu_q_now()
+				if run == 0 {
+					names = append(names, name)
+					xs = append(xs, nil)
+				}
+				xs[i] = append(xs[i], float64(now-t))
+				i++
+				t = C.kvhcu_q_now()
+			}
+			var cur C.kvh_CUcontext
+			C.kvhcu_q_cur(d.cu, &cur)
+			mark("cuCtxGetCurrent")
+			var dev C.kvh_CUdevice
+			C.kvhcu_q_dev(d.cu, &dev)
+			mark("cuCtxGetDevice")
+			if err := d.checkStream(stream); err != nil {
+				return err
+			}
+			mark("cuStreamIsCapturing")
+			regOff := uintptr(headerBytes)
+			idsOff := regOff + uintptr(len(regions))*poolEntryBytes
+			need := idsOff + uintptr(len(blocks))*4
+			s, err := cs.get(d, need)
+			if err != nil {
+				return err
+			}
+			mark("slot get")
+			hdr := unsafe.Slice((*uint64)(s.host), idsOff/8)
+			hdr[0], hdr[1] = 0, 0
+			for i, r := range regions {
+				e := hdr[2+3*i : 5+3*i]
+				e[0], e[1], e[2] = r.Base, r.Stride, r.BlockBytes
+			}
+			copy(unsafe.Slice((*uint32)(unsafe.Add(s.host, idsOff)), len(blocks)), blocks)
+			mark("fill pinned table")
+			base := s.dev
+			if mapped {
+				base = C.kvh_CUdeviceptr(uintptr(s.host))
+			} else {
+				if err := d.check("h2d", C.kvhcu_q_h2d(d.cu, s.dev, s.host, C.size_t(need), st)); err != nil {
+					return err
+				}
+				mark("cuMemcpyHtoDAsync table")
+			}
+			regs, ids := base+C.kvh_CUdeviceptr(regOff), base+C.kvh_CUdeviceptr(idsOff)
+			nr, nb := C.uint(len(regions)), C.uint(len(blocks))
+			nchunk := C.uint((regions[0].BlockBytes + chunkBytes - 1) / chunkBytes)
+			grid := C.uint(cs.grid)
+			if fused {
+				if !s.counterZero {
+					if err := d.check("memset", C.kvhcu_q_d32(d.cu, s.dev, 4, st)); err != nil {
+						return err
+					}
+					s.counterZero = true
+				}
+				if err := d.check("launch zero+verify", C.kvhcu_q_plaunch(d.cu, cs.poolZeroVerifyFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, s.dev, C.kvh_CUdeviceptr(uintptr(s.host)))); err != nil {
+					return err
+				}
+				mark("cuLaunchKernel pool_zero_verify")
+			} else {
+				if err := d.check("launch zero", C.kvhcu_q_plaunch(d.cu, cs.poolZeroFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, 0, 0)); err != nil {
+					return err
+				}
+				mark("cuLaunchKernel pool_zero")
+				if err := d.check("launch verify", C.kvhcu_q_plaunch(d.cu, cs.poolVerifyFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, s.dev, 0)); err != nil {
+					return err
+				}
+				mark("cuLaunchKernel pool_verify")
+				if err := d.check("d2h", C.kvhcu_q_d2h(d.cu, s.host, s.dev, 8, st)); err != nil {
+					return err
+				}
+				mark("cuMemcpyDtoHAsync count")
+			}
+			if err := d.check("record", C.kvhcu_q_record(d.cu, s.event, st)); err != nil {
+				return err
+			}
+			mark("cuEventRecord")
+			if err := d.check("sync", C.kvhcu_q_sync(d.cu, s.event)); err != nil {
+				return err
+			}
+			mark("cuEventSynchronize (device work left)")
+			if n := *(*uint64)(s.host); n != 0 {
+				return fmt.Errorf("probe: %d non-zero bytes after the pool release", n)
+			}
+			if !fused {
+				s.counterZero = false
+			}
+			cs.put(s)
+		}
+		return nil
+	})
+	return names, xs, err
+}
+
+// probeParams returns the per-launch host nanoseconds of an empty kernel with
+// an 8-byte and with a 4000-byte parameter.
+func (d *Driver) probeParams(ordinal int, stream uint64, runs int) (small, big []float64, err error) {
+	err = d.withContext(ordinal, func(ctx C.kvh_CUcontext) error {
+		img := C.CString(probePTX)
+		defer C.free(unsafe.Pointer(img))
+		var mod C.kvh_CUmodule
+		if err := d.check("cuModuleLoadData(probe)", C.kvhcu_q_load(d.cu, &mod, img)); err != nil {
+			return err
+		}
+		var fs, fb C.kvh_CUfunction
+		for _, k := range []struct {
+			n string
+			f *C.kvh_CUfunction
+		}{{"kvh_probe_small", &fs}, {"kvh_probe_big", &fb}} {
+			cn := C.CString(k.n)
+			rc := C.kvhcu_q_fn(d.cu, k.f, mod, cn)
+			C.free(unsafe.Pointer(cn))
+			if err := d.check("cuModuleGetFunction", rc); err != nil {
+				return err
+			}
+		}
+		buf := (*[4000]byte)(C.malloc(4000))
+		defer C.free(unsafe.Pointer(buf))
+		var ev C.kvh_CUevent
+		if err := d.check("cuEventCreate", C.kvhcu_q_ecreate(d.cu, &ev)); err != nil {
+			return err
+		}
+		st := C.uintptr_t(stream)
+		for run := 0; run < runs; run++ {
+			for k, f := range []C.kvh_CUfunction{fs, fb} {
+				t := C.kvhcu_q_now()
+				if err := d.check("launch probe", C.kvhcu_q_launch(d.cu, f, st, unsafe.Pointer(buf))); err != nil {
+					return err
+				}
+				el := float64(C.kvhcu_q_now() - t)
+				if k == 0 {
+					small = append(small, el)
+				} else {
+					big = append(big, el)
+				}
+				C.kvhcu_q_record(d.cu, ev, st)
+				C.kvhcu_q_sync(d.cu, ev)
+			}
+		}
+		return nil
+	})
+	return small, big, err
+}
+
+// probePush makes device ordinal's primary context current on the calling
+// (locked) OS thread, as an engine's thread has it; pop undoes it.
+func (d *Driver) probePush(ordinal int) (pop func(), err error) {
+	dev, err := d.device(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	prim, err := d.primaryContext(ordinal, dev)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.check("cuCtxPushCurrent", C.kvhcu_q_push(d.cu, prim)); err != nil {
+		return nil, err
+	}
+	return func() { C.kvhcu_q_pop(d.cu) }, nil
+}
