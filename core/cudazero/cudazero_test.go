@@ -812,3 +812,40 @@ func TestDroppedOpSlotReclaimed(t *testing.T) {
 	}
 	assert.True(t, allZero(mem(p, 4096)))
 }
+
+// One 16-byte-aligned range is verified as a one-region pool: a constant,
+// tiny table whatever its size, and the same count as the descriptor rule.
+func TestZeroContiguousVerifyAsPool(t *testing.T) {
+	d := newDriver(t)
+	const size = 4 << 20
+	p := devAlloc(t, 0, size+4096)
+	r := Range{p + 4096, size - 2} // aligned start, ragged end: D8, many chunks
+	for _, dp := range []bool{false, true} {
+		fake.Reset()
+		fake.PlantBeforeVerify(r.Ptr+3*chunkBytes+5, 0x33)
+		op, err := d.ZeroAsync(0, 0, []Range{r}, true, dp)
+		require.NoError(t, err)
+		n, err := op.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, uint64(4), n, "one non-zero aligned word in chunk 3")
+		passes := 1
+		if dp {
+			passes = 2
+		}
+		assert.Equal(t, passes, fake.Calls("cuMemsetD8Async"))
+		assert.Equal(t, 1, fake.Calls("cuLaunchKernel"))
+		assert.Zero(t, fake.Calls("cuMemcpyHtoDAsync"), "44-byte table read from pinned memory")
+		assert.Zero(t, fake.Calls("cuMemcpyDtoHAsync"))
+		b := mem(r.Ptr, r.Len)
+		b[3*chunkBytes+5] = 0
+		assert.True(t, allZero(b))
+	}
+	// Verify alone on non-zero data: the count of the whole range.
+	fake.Reset()
+	q := devAlloc(t, 0, 1<<20)
+	op, err := d.zeroAsync(0, 0, []Range{{q, 1 << 20}}, false, true, false)
+	require.NoError(t, err)
+	n, err := op.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, hostCount(q, mem(q, 1<<20)), n)
+}

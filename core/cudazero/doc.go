@@ -24,7 +24,9 @@
 //     descriptor table staged in pinned memory. Verification is one launch
 //     of kvh_verify_nonzero (every byte read back, non-zero 4-byte words
 //     counted with one atomic per thread into a device counter) before an
-//     event is recorded. Graph capture is refused (ErrCapturing). Errors
+//     event is recorded; one 16-byte-aligned range is verified by
+//     kvh_pool_verify as a one-region pool, which chunks it on the device
+//     (a 44-byte table whatever the size). Graph capture is refused (ErrCapturing). Errors
 //     carry the CUDA error name (*Error).
 //   - Host memory the device maps (unified addressing, checked per context
 //     with cuDeviceGetAttribute): tables up to 64 KiB are read by the

@@ -20,9 +20,11 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -43,6 +45,9 @@ var ErrInvalidRange = errors.New("cudazero: invalid device range")
 // ErrCapturing is wrapped when the stream is being captured into a CUDA graph:
 // stream-ordered zeroization and the event it records cannot be captured.
 var ErrCapturing = errors.New("cudazero: stream is capturing a CUDA graph")
+
+// maxCachedDevices is how many device ordinals Driver caches handles for.
+const maxCachedDevices = 64
 
 // CUDA result codes cudazero looks at (cuda.h CUresult).
 const (
@@ -83,6 +88,10 @@ type Driver struct {
 	path    string
 	version int
 	how     int
+
+	// devs caches cuDeviceGet per ordinal (CUdevice+1; 0: not asked yet):
+	// the answer never changes in a process and every call needs it.
+	devs [maxCachedDevices]atomic.Int32
 
 	mu      sync.Mutex
 	primary map[int]C.kvh_CUcontext       // retained primary contexts (never released)
@@ -205,9 +214,17 @@ func (d *Driver) device(ordinal int) (C.kvh_CUdevice, error) {
 	if ordinal < 0 {
 		return 0, fmt.Errorf("%w: device ordinal %d is negative", ErrInvalidRange, ordinal)
 	}
+	if ordinal < maxCachedDevices {
+		if v := d.devs[ordinal].Load(); v != 0 {
+			return C.kvh_CUdevice(v - 1), nil
+		}
+	}
 	var dev C.kvh_CUdevice
 	if err := d.check(fmt.Sprintf("cuDeviceGet(%d)", ordinal), C.kvh_cuDeviceGet(d.cu, &dev, C.int(ordinal))); err != nil {
 		return 0, err
+	}
+	if ordinal < maxCachedDevices && dev >= 0 && int64(dev) < math.MaxInt32 {
+		d.devs[ordinal].Store(int32(dev) + 1)
 	}
 	return dev, nil
 }

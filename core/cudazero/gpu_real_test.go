@@ -89,6 +89,7 @@ func TestRealZeroAndVerify(t *testing.T) {
 		rs   []Range
 	}{
 		{"contiguous D32", []Range{{p + 4096, 32 << 20}}},
+		{"contiguous aligned start, odd length", []Range{{p + 8192, 5<<20 + 7}}},
 		{"contiguous D8 unaligned", []Range{{p + 3, 10<<20 + 5}}},
 		{"tiny unaligned", []Range{{p + 17, 3}}},
 	}

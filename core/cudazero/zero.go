@@ -27,6 +27,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sort"
 	"sync"
@@ -403,7 +404,9 @@ type Op struct {
 //   - with verify, ONE launch of kvh_verify_nonzero reads every byte back and
 //     counts non-zero words into a device counter, which its last CTA stores
 //     into pinned host memory (or, when the device cannot map host memory,
-//     cuMemcpyDtoHAsync copies there);
+//     cuMemcpyDtoHAsync copies there); a single 16-byte-aligned range is
+//     verified by kvh_pool_verify as a one-region pool instead (same count,
+//     no per-chunk table);
 //   - finally an event is recorded. Op.Ready polls it, Op.Wait synchronizes on
 //     it and returns the count.
 //
@@ -475,6 +478,9 @@ type plan struct {
 func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bool) error {
 	d, cs := op.d, op.cs
 	st := C.uintptr_t(stream)
+	if op.verify && p.merged == 1 && p.first.Ptr%16 == 0 {
+		return op.enqueueContiguous(st, p.first, zero, doublePass)
+	}
 	useTable := op.verify || p.merged > 1
 	ndesc := p.ndesc
 	if useTable {
@@ -530,12 +536,7 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 	}
 	for pass := 0; pass < passes; pass++ {
 		if p.merged == 1 {
-			r := p.first
-			if r.Ptr%4 == 0 && r.Len%4 == 0 {
-				err = d.check("cuMemsetD32Async", C.kvhcu_z_d32(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len/4), st))
-			} else {
-				err = d.check("cuMemsetD8Async", C.kvhcu_z_d8(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len), st))
-			}
+			err = op.memset(p.first, st)
 		} else {
 			err = d.check("cuLaunchKernel("+zeroKernel+")", C.kvhcu_z_launch(d.cu, cs.zeroFn, C.uint(grid), blockDim, st, table, C.uint(ndesc), 0, 0))
 		}
@@ -553,6 +554,63 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 		}
 	}
 	return op.finishEnqueue(s, st)
+}
+
+// enqueueContiguous zeroizes one 16-byte-aligned range with memset and
+// verifies it with kvh_pool_verify over a one-region, one-block pool
+// {Ptr, 0, Len}: the kernel splits the range into 64 KiB chunks itself, so
+// the host stages 44 bytes whatever the size instead of one descriptor per
+// chunk. With an aligned start the chunks are those of the descriptor path
+// and the count is the same.
+func (op *Op) enqueueContiguous(st C.uintptr_t, r Range, zero, doublePass bool) error {
+	d, cs := op.d, op.cs
+	const regOff, idsOff = headerBytes, headerBytes + poolEntryBytes
+	const need = idsOff + 4
+	s, err := cs.get(d, need)
+	if err != nil {
+		return err
+	}
+	// From here on an error may leave work in flight: the slot is abandoned.
+	hdr := unsafe.Slice((*uint64)(s.host), idsOff/8)
+	hdr[0], hdr[1] = 0, 0
+	hdr[2], hdr[3], hdr[4] = r.Ptr, 0, r.Len
+	*(*uint32)(unsafe.Add(s.host, idsOff)) = 0
+	passes := 0
+	if zero {
+		passes = 1
+		if doublePass {
+			passes = 2
+		}
+	}
+	for pass := 0; pass < passes; pass++ {
+		if err := op.memset(r, st); err != nil {
+			return err
+		}
+	}
+	base, err := op.placeTable(s, need, st, "region table")
+	if err != nil {
+		return err
+	}
+	ctr, result, err := op.counter(s, st)
+	if err != nil {
+		return err
+	}
+	nchunk := (r.Len + chunkBytes - 1) / chunkBytes
+	if nchunk > math.MaxUint32 {
+		return fmt.Errorf("%w: range of %d bytes is too large", ErrInvalidRange, r.Len)
+	}
+	grid := min(uint64(cs.grid), nchunk)
+	return op.launchPool(poolVerifyKernel, cs.poolVerifyFn, s, st, grid, base+regOff, 1, base+idsOff, 1, uint32(nchunk), ctr, result)
+}
+
+// memset zeroes one range with cuMemsetD32Async when it is 4-byte aligned in
+// address and length, else cuMemsetD8Async.
+func (op *Op) memset(r Range, st C.uintptr_t) error {
+	d := op.d
+	if r.Ptr%4 == 0 && r.Len%4 == 0 {
+		return d.check("cuMemsetD32Async", C.kvhcu_z_d32(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len/4), st))
+	}
+	return d.check("cuMemsetD8Async", C.kvhcu_z_d8(d.cu, C.kvh_CUdeviceptr(r.Ptr), C.size_t(r.Len), st))
 }
 
 // placeTable returns where the kernels read the table staged in
