@@ -226,7 +226,7 @@ func (t *Tracer) finishCUDA(h Handle, s *slot) (float64, error) {
 
 // poolReleaseCUDAShaped enqueues one ZeroPoolAsync for the blocks ids of p:
 // the pool's region table and the block ids go to the device and one kernel
-// launch (plus one verify launch) covers every (region, block) pair, so the
+// launch (zero, then read back when verifying) covers every (region, block) pair, so the
 // host cost does not grow with regions x blocks. The layout was validated
 // when the pool was registered (poolValidateCUDA over each region's span)
 // and ids were checked against the pool's block count by the caller; the

@@ -64,7 +64,7 @@
 // one allocation). PoolAssign is all-or-nothing; a block still assigned to
 // another tenant is an isolation violation (quarantined). PoolRelease
 // zeroizes every region of every listed block in one pass (parallel above
-// 8 MiB on the CPU, one pool-shaped zero launch plus one verify launch on
+// 8 MiB on the CPU, one pool-shaped launch that zeroes and reads back on
 // CUDA), verifies (full by default) and
 // writes one pool_release record. Quarantined pool blocks count in
 // quarantine_count.

@@ -422,8 +422,8 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 // pool_release record with the block ids, bytes and coverage. Blocks that
 // fail verification are quarantined (StatusVerify). Unassigned blocks are
 // StatusState, quarantined ones StatusQuarantined (nothing is released
-// then). On a CUDA pool, one pool-shaped ZeroPoolAsync (one zero launch and
-// one verify launch) covers every region of every block; with async the
+// then). On a CUDA pool, one pool-shaped ZeroPoolAsync (one launch that
+// zeroes and reads back) covers every region of every block; with async the
 // call returns 0 after enqueueing and PoolSync (or the next assign of those
 // blocks) completes it. CPU pools are always synchronous.
 func (t *Tracer) PoolRelease(ph PoolHandle, ids []uint32, async bool) (float64, error) {
