@@ -49,8 +49,9 @@ const (
 
 var blockStateNames = [...]string{"free", "assigned", "releasing", "quarantined"}
 
+// block is who holds (or last held) a pool block; its state is in
+// pool.state, a dense array the release path scans.
 type block struct {
-	state   uint8
 	tenant  string // current (assigned) or last owner
 	request string
 }
@@ -76,6 +77,7 @@ type pool struct {
 	verify      VerifyMode
 	samples     int
 	blocks      []block
+	state       []uint8 // per block: bFree, bAssigned, bReleasing or bQuarantined
 	pending     []*poolPending
 	seen        []uint64 // checkBlocks' scratch bitmap, one bit per block
 	quarantined int
@@ -148,7 +150,7 @@ func (t *Tracer) PoolRegister(d PoolDesc) (PoolHandle, error) {
 	}
 	p := &pool{device: d.Device, ordinal: d.Ordinal, stream: d.Stream, regions: slices.Clone(d.Regions),
 		model: d.Model, name: d.Name, verify: verify, samples: t.cfg.VerifySamplesDefault,
-		blocks: make([]block, d.NumBlocks)}
+		blocks: make([]block, d.NumBlocks), state: make([]uint8, d.NumBlocks)}
 	for _, r := range p.regions {
 		p.perBlock += r.BlockBytes
 		if p.device == DeviceCUDA {
@@ -281,6 +283,12 @@ func (t *Tracer) poolLookup(ph PoolHandle) (*pool, error) {
 // checkBlocks validates ids (range, duplicates) with the pool's scratch
 // bitmap; p is locked.
 func checkBlocks(op string, p *pool, ids []uint32) error {
+	return scanBlocks(op, p, ids, false)
+}
+
+// scanBlocks is checkBlocks; with assigned it also requires every block to
+// be assigned (pool_release), in the same pass over ids.
+func scanBlocks(op string, p *pool, ids []uint32, assigned bool) error {
 	if len(ids) == 0 {
 		return errorf(StatusInvalidArg, "%s: no blocks given", op)
 	}
@@ -297,6 +305,16 @@ func checkBlocks(op string, p *pool, ids []uint32) error {
 			return errorf(StatusInvalidArg, "%s: block %d is listed twice", op, b)
 		}
 		seen[b/64] |= 1 << (b % 64)
+		if !assigned {
+			continue
+		}
+		switch st := p.state[b]; st {
+		case bAssigned:
+		case bQuarantined:
+			return errorf(StatusQuarantined, "%s: block %d is quarantined", op, b)
+		default:
+			return errorf(StatusState, "%s: block %d is not assigned (state %s); only assigned blocks can be released", op, b, blockStateNames[st])
+		}
 	}
 	return nil
 }
@@ -313,10 +331,10 @@ func (t *Tracer) poolFields(fs []forensic.Field, p *pool) []forensic.Field {
 // quarantineBlocks quarantines blocks and logs one quarantine record.
 func (t *Tracer) quarantineBlocks(p *pool, ids []uint32, cat uint8, reason string) error {
 	for _, b := range ids {
-		if p.blocks[b].state != bQuarantined {
+		if p.state[b] != bQuarantined {
 			p.quarantined++
 		}
-		p.blocks[b].state = bQuarantined
+		p.state[b] = bQuarantined
 	}
 	t.m.quarantine(cat)
 	fs := make([]forensic.Field, 0, 8)
@@ -355,7 +373,7 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 		return err
 	}
 	for _, b := range ids {
-		if p.blocks[b].state == bReleasing {
+		if p.state[b] == bReleasing {
 			if err := t.poolSyncLocked(p); err != nil {
 				return err
 			}
@@ -366,7 +384,7 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 	var victims []string
 	for _, b := range ids {
 		bl := &p.blocks[b]
-		switch bl.state {
+		switch p.state[b] {
 		case bQuarantined:
 			return errorf(StatusQuarantined, "pool_assign: block %d is quarantined", b)
 		case bAssigned:
@@ -398,13 +416,14 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 		return errorf(StatusIsolation, "pool_assign: block %d was last used by tenant %q and not sanitized since; %d block(s) quarantined, none assigned", violating[0], victims[0], len(violating))
 	}
 	for _, b := range ids {
-		if bl := &p.blocks[b]; bl.state == bAssigned {
+		if bl := &p.blocks[b]; p.state[b] == bAssigned {
 			return errorf(StatusState, "pool_assign: block %d is already assigned to this tenant (request %q); release it first", b, bl.request)
 		}
 	}
 	tn := t.internStr(tenant)
 	for _, b := range ids {
-		p.blocks[b] = block{state: bAssigned, tenant: tn, request: request}
+		p.blocks[b] = block{tenant: tn, request: request}
+		p.state[b] = bAssigned
 	}
 	fs := make([]forensic.Field, 0, 8)
 	fs = t.poolFields(fs, p)
@@ -436,17 +455,8 @@ func (t *Tracer) PoolRelease(ph PoolHandle, ids []uint32, async bool) (float64, 
 		return 0, err
 	}
 	defer p.mu.Unlock()
-	if err := checkBlocks("pool_release", p, ids); err != nil {
+	if err := scanBlocks("pool_release", p, ids, true); err != nil {
 		return 0, err
-	}
-	for _, b := range ids {
-		switch st := p.blocks[b].state; st {
-		case bAssigned:
-		case bQuarantined:
-			return 0, errorf(StatusQuarantined, "pool_release: block %d is quarantined", b)
-		default:
-			return 0, errorf(StatusState, "pool_release: block %d is not assigned (state %s); only assigned blocks can be released", b, blockStateNames[st])
-		}
 	}
 	return t.releaseLocked(p, slices.Clone(ids), async, p.verify)
 }
@@ -464,7 +474,7 @@ func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool, mode VerifyMod
 		}
 		pd := &poolPending{op: op, blocks: ids, bytes: total, start: start, verify: mode}
 		for _, b := range ids {
-			p.blocks[b].state = bReleasing
+			p.state[b] = bReleasing
 		}
 		if async {
 			p.pending = append(p.pending, pd)
@@ -483,7 +493,7 @@ func (t *Tracer) completeRelease(p *pool, ids, bad []uint32, total, nonzero uint
 		cov = 0
 	}
 	for _, b := range ids {
-		p.blocks[b].state = bFree // clean; tenant stays as the last owner
+		p.state[b] = bFree // clean; tenant stays as the last owner
 	}
 	t.m.sanitized(p.device, total, dur)
 	t.m.poolReleased(cov)
@@ -588,7 +598,7 @@ func (t *Tracer) PoolUnregister(ph PoolHandle, force bool) error {
 	// are never dropped unscrubbed.
 	var dirty []uint32
 	for i := range p.blocks {
-		if st := p.blocks[i].state; st == bAssigned || st == bQuarantined {
+		if st := p.state[i]; st == bAssigned || st == bQuarantined {
 			dirty = append(dirty, uint32(i))
 		}
 	}

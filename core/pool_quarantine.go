@@ -31,13 +31,13 @@ func (t *Tracer) PoolReleaseQuarantine(ph PoolHandle, ids []uint32, reason strin
 		return 0, err
 	}
 	for _, b := range ids {
-		if st := p.blocks[b].state; st != bQuarantined {
+		if st := p.state[b]; st != bQuarantined {
 			return 0, errorf(StatusState, "pool_release_quarantine: block %d is %s, not quarantined", b, blockStateNames[st])
 		}
 	}
 	ids = slices.Clone(ids) // the log encodes it after the call returns
 	cov, err := t.releaseLocked(p, ids, false, VerifyFull)
-	freed := slices.DeleteFunc(slices.Clone(ids), func(b uint32) bool { return p.blocks[b].state != bFree })
+	freed := slices.DeleteFunc(slices.Clone(ids), func(b uint32) bool { return p.state[b] != bFree })
 	if len(freed) == 0 {
 		return cov, err
 	}
