@@ -1,5 +1,7 @@
 package cudazero
 
+import "strings"
+
 // Kernel entry names in kernelPTX (the CUDA test double recognizes them too).
 const (
 	zeroKernel       = "kvh_scatter_zero"
@@ -61,12 +63,25 @@ const (
 // it, and counts as kvh_pool_verify does. The read-back mostly hits L2, which
 // is why this costs far less than a second pass over memory; what it proves
 // is what any later reader on the device sees at that moment.
-const kernelPTX = `
+//
+// kernelPTX is the module: the descriptor kernels, then the pool kernels.
+// The end of every verify kernel (publishPTX) and the body the two counting
+// pool kernels share (poolCountPTX) are written once and filled in.
+var kernelPTX = ptxHeader + scatterZeroPTX + "\n" +
+	verifyNonzeroPTX + publishPTX("V", "%rd13", "kvh_verify_nonzero_param_2", "kvh_verify_nonzero_param_3", "%p10", "%rd32", "%rd33", "%rd34", "%rd35", "%r32", "%r33") + "\n" +
+	poolZeroPTX + "\n" +
+	poolCountPTX(false) + publishPTX("PV", "%rd30", "kvh_pool_verify_param_5", "kvh_pool_verify_param_6", "%p8", "%rd32", "%rd33", "%rd36", "%rd37", "%r18", "%r19") + "\n" +
+	poolCountPTX(true) + publishPTX("PF", "%rd30", "kvh_pool_zero_verify_param_5", "kvh_pool_zero_verify_param_6", "%p8", "%rd32", "%rd33", "%rd36", "%rd37", "%r18", "%r19")
+
+const ptxHeader = `
 .version 7.0
 .target sm_50
 .address_size 64
 
-.visible .entry kvh_scatter_zero(
+`
+
+// scatterZeroPTX is kvh_scatter_zero(table, n).
+const scatterZeroPTX = `.visible .entry kvh_scatter_zero(
 	.param .u64 kvh_scatter_zero_param_0,
 	.param .u32 kvh_scatter_zero_param_1
 )
@@ -132,8 +147,11 @@ $Z_next:
 $Z_done:
 	ret;
 }
+`
 
-.visible .entry kvh_verify_nonzero(
+// verifyNonzeroPTX is kvh_verify_nonzero(table, n, counter, result) up to
+// its publishPTX end.
+const verifyNonzeroPTX = `.visible .entry kvh_verify_nonzero(
 	.param .u64 kvh_verify_nonzero_param_0,
 	.param .u32 kvh_verify_nonzero_param_1,
 	.param .u64 kvh_verify_nonzero_param_2,
@@ -278,42 +296,10 @@ $V_tail:
 $V_next:
 	add.s32 	%r2, %r2, %r3;
 	bra.uni 	$V_desc;
-$V_done:
-	setp.eq.s64 	%p10, %rd13, 0;
-	@%p10 bra 	$V_pub;
-	ld.param.u64 	%rd32, [kvh_verify_nonzero_param_2];
-	cvta.to.global.u64 	%rd32, %rd32;
-	atom.global.add.u64 	%rd33, [%rd32], %rd13;
-$V_pub:
-	ld.param.u64 	%rd34, [kvh_verify_nonzero_param_3];
-	setp.eq.u64 	%p10, %rd34, 0;
-	@%p10 bra 	$V_ret;
-	membar.gl;
-	bar.sync 	0;
-	mov.u32 	%r32, %tid.x;
-	setp.ne.u32 	%p10, %r32, 0;
-	@%p10 bra 	$V_ret;
-	ld.param.u64 	%rd32, [kvh_verify_nonzero_param_2];
-	cvta.to.global.u64 	%rd32, %rd32;
-	mov.u32 	%r33, 1;
-	atom.global.add.u32 	%r32, [%rd32+8], %r33;
-	add.u32 	%r32, %r32, 1;
-	mov.u32 	%r33, %nctaid.x;
-	setp.ne.u32 	%p10, %r32, %r33;
-	@%p10 bra 	$V_ret;
-	membar.gl;
-	mov.u64 	%rd35, 0;
-	atom.global.exch.b64 	%rd33, [%rd32], %rd35;
-	mov.u32 	%r33, 0;
-	st.global.u32 	[%rd32+8], %r33;
-	cvta.to.global.u64 	%rd34, %rd34;
-	st.volatile.global.u64 	[%rd34], %rd33;
-	membar.sys;
-$V_ret:
-	ret;
-}
+`
 
-.visible .entry kvh_pool_zero(
+// poolZeroPTX is kvh_pool_zero(regions, nregions, ids, nblocks, nchunk, counter).
+const poolZeroPTX = `.visible .entry kvh_pool_zero(
 	.param .u64 kvh_pool_zero_param_0,
 	.param .u32 kvh_pool_zero_param_1,
 	.param .u64 kvh_pool_zero_param_2,
@@ -413,15 +399,77 @@ $PZ_next:
 $PZ_done:
 	ret;
 }
+`
 
-.visible .entry kvh_pool_verify(
-	.param .u64 kvh_pool_verify_param_0,
-	.param .u32 kvh_pool_verify_param_1,
-	.param .u64 kvh_pool_verify_param_2,
-	.param .u32 kvh_pool_verify_param_3,
-	.param .u32 kvh_pool_verify_param_4,
-	.param .u64 kvh_pool_verify_param_5,
-	.param .u64 kvh_pool_verify_param_6
+// publishPTX returns the end of a verify kernel, from its $<l>_done label:
+// the thread's count acc goes into the device counter (kernel parameter
+// counter) with one atomic, then, when the result parameter is not 0, the
+// last CTA publishes it (see "Publishing the count" above). p, rdC, rdT,
+// rdR, rdZ, rT and rT2 are scratch registers free at that point.
+func publishPTX(l, acc, counter, result, p, rdC, rdT, rdR, rdZ, rT, rT2 string) string {
+	return strings.NewReplacer("@L@", l, "@acc@", acc, "@counter@", counter, "@result@", result, "@p@", p,
+		"@rdC@", rdC, "@rdT@", rdT, "@rdR@", rdR, "@rdZ@", rdZ, "@rT@", rT, "@rT2@", rT2).Replace(publishTemplate)
+}
+
+const publishTemplate = `$@L@_done:
+	setp.eq.s64 	@p@, @acc@, 0;
+	@@p@ bra 	$@L@_pub;
+	ld.param.u64 	@rdC@, [@counter@];
+	cvta.to.global.u64 	@rdC@, @rdC@;
+	atom.global.add.u64 	@rdT@, [@rdC@], @acc@;
+$@L@_pub:
+	ld.param.u64 	@rdR@, [@result@];
+	setp.eq.u64 	@p@, @rdR@, 0;
+	@@p@ bra 	$@L@_ret;
+	membar.gl;
+	bar.sync 	0;
+	mov.u32 	@rT@, %tid.x;
+	setp.ne.u32 	@p@, @rT@, 0;
+	@@p@ bra 	$@L@_ret;
+	ld.param.u64 	@rdC@, [@counter@];
+	cvta.to.global.u64 	@rdC@, @rdC@;
+	mov.u32 	@rT2@, 1;
+	atom.global.add.u32 	@rT@, [@rdC@+8], @rT2@;
+	add.u32 	@rT@, @rT@, 1;
+	mov.u32 	@rT2@, %nctaid.x;
+	setp.ne.u32 	@p@, @rT@, @rT2@;
+	@@p@ bra 	$@L@_ret;
+	membar.gl;
+	mov.u64 	@rdZ@, 0;
+	atom.global.exch.b64 	@rdT@, [@rdC@], @rdZ@;
+	mov.u32 	@rT2@, 0;
+	st.global.u32 	[@rdC@+8], @rT2@;
+	cvta.to.global.u64 	@rdR@, @rdR@;
+	st.volatile.global.u64 	[@rdR@], @rdT@;
+	membar.sys;
+$@L@_ret:
+	ret;
+}
+`
+
+// poolCountPTX returns kvh_pool_verify (fused false) or kvh_pool_zero_verify
+// (fused true) up to its publishPTX end. They differ only in what fused adds:
+// the warp-rotated thread index (%rd34, and %rd35 = %rd34*16) and zero
+// registers, the zero phase and barrier before each chunk's read-back, and
+// loads through L2 (ld.global.cg).
+func poolCountPTX(fused bool) string {
+	r := strings.NewReplacer("@name@", "kvh_pool_verify", "@L@", "PV", "@rot@", "", "@zero@", "",
+		"@tid@", "%rd9", "@tid16@", "%rd11", "@ld@", "ld.global")
+	if fused {
+		r = strings.NewReplacer("@name@", "kvh_pool_zero_verify", "@L@", "PF", "@rot@", poolRotatePTX, "@zero@", poolZeroPhasePTX,
+			"@tid@", "%rd34", "@tid16@", "%rd35", "@ld@", "ld.global.cg")
+	}
+	return r.Replace(poolCountTemplate)
+}
+
+const poolCountTemplate = `.visible .entry @name@(
+	.param .u64 @name@_param_0,
+	.param .u32 @name@_param_1,
+	.param .u64 @name@_param_2,
+	.param .u32 @name@_param_3,
+	.param .u32 @name@_param_4,
+	.param .u64 @name@_param_5,
+	.param .u64 @name@_param_6
 )
 {
 	.reg .pred 	%p<12>;
@@ -429,11 +477,11 @@ $PZ_done:
 	.reg .b32 	%r<20>;
 	.reg .b64 	%rd<40>;
 
-	ld.param.u64 	%rd1, [kvh_pool_verify_param_0];
-	ld.param.u32 	%r1, [kvh_pool_verify_param_1];
-	ld.param.u64 	%rd2, [kvh_pool_verify_param_2];
-	ld.param.u32 	%r2, [kvh_pool_verify_param_3];
-	ld.param.u32 	%r3, [kvh_pool_verify_param_4];
+	ld.param.u64 	%rd1, [@name@_param_0];
+	ld.param.u32 	%r1, [@name@_param_1];
+	ld.param.u64 	%rd2, [@name@_param_2];
+	ld.param.u32 	%r2, [@name@_param_3];
+	ld.param.u32 	%r3, [@name@_param_4];
 	cvta.to.global.u64 	%rd1, %rd1;
 	cvta.to.global.u64 	%rd2, %rd2;
 	cvt.u64.u32 	%rd3, %r1;
@@ -452,9 +500,9 @@ $PZ_done:
 	shl.b64 	%rd11, %rd9, 4;
 	shl.b64 	%rd12, %rd10, 4;
 	mov.u64 	%rd30, 0;
-$PV_work:
+@rot@$@L@_work:
 	setp.ge.u64 	%p1, %rd7, %rd6;
-	@%p1 bra 	$PV_done;
+	@%p1 bra 	$@L@_done;
 	div.u64 	%rd13, %rd7, %rd5;
 	mul.lo.s64 	%rd14, %rd13, %rd5;
 	sub.s64 	%rd14, %rd7, %rd14;
@@ -474,7 +522,7 @@ $PV_work:
 	add.s64 	%rd22, %rd18, %rd22;
 	shl.b64 	%rd23, %rd14, 16;
 	setp.ge.u64 	%p2, %rd23, %rd20;
-	@%p2 bra 	$PV_next;
+	@%p2 bra 	$@L@_next;
 	sub.s64 	%rd24, %rd20, %rd23;
 	min.u64 	%rd24, %rd24, 65536;
 	add.s64 	%rd25, %rd22, %rd23;
@@ -485,22 +533,22 @@ $PV_work:
 	min.u64 	%rd27, %rd27, %rd26;
 	and.b64 	%rd28, %rd26, -16;
 	max.u64 	%rd28, %rd28, %rd27;
-	add.s64 	%rd29, %rd25, %rd9;
-$PV_head:
+@zero@	add.s64 	%rd29, %rd25, @tid@;
+$@L@_head:
 	setp.ge.u64 	%p3, %rd29, %rd27;
-	@%p3 bra 	$PV_body0;
-	ld.global.u8 	%rs1, [%rd29];
+	@%p3 bra 	$@L@_body0;
+	@ld@.u8 	%rs1, [%rd29];
 	setp.ne.s16 	%p6, %rs1, 0;
 	selp.u64 	%rd31, 1, 0, %p6;
 	add.s64 	%rd30, %rd30, %rd31;
 	add.s64 	%rd29, %rd29, %rd10;
-	bra.uni 	$PV_head;
-$PV_body0:
-	add.s64 	%rd29, %rd27, %rd11;
-$PV_body:
+	bra.uni 	$@L@_head;
+$@L@_body0:
+	add.s64 	%rd29, %rd27, @tid16@;
+$@L@_body:
 	setp.ge.u64 	%p4, %rd29, %rd28;
-	@%p4 bra 	$PV_tail0;
-	ld.global.v4.u32 	{%r10, %r11, %r12, %r13}, [%rd29];
+	@%p4 bra 	$@L@_tail0;
+	@ld@.v4.u32 	{%r10, %r11, %r12, %r13}, [%rd29];
 	setp.ne.s32 	%p6, %r10, 0;
 	selp.u32 	%r14, 4, 0, %p6;
 	setp.ne.s32 	%p6, %r11, 0;
@@ -515,134 +563,36 @@ $PV_body:
 	cvt.u64.u32 	%rd31, %r14;
 	add.s64 	%rd30, %rd30, %rd31;
 	add.s64 	%rd29, %rd29, %rd12;
-	bra.uni 	$PV_body;
-$PV_tail0:
-	add.s64 	%rd29, %rd28, %rd9;
-$PV_tail:
+	bra.uni 	$@L@_body;
+$@L@_tail0:
+	add.s64 	%rd29, %rd28, @tid@;
+$@L@_tail:
 	setp.ge.u64 	%p5, %rd29, %rd26;
-	@%p5 bra 	$PV_next;
-	ld.global.u8 	%rs1, [%rd29];
+	@%p5 bra 	$@L@_next;
+	@ld@.u8 	%rs1, [%rd29];
 	setp.ne.s16 	%p6, %rs1, 0;
 	selp.u64 	%rd31, 1, 0, %p6;
 	add.s64 	%rd30, %rd30, %rd31;
 	add.s64 	%rd29, %rd29, %rd10;
-	bra.uni 	$PV_tail;
-$PV_next:
+	bra.uni 	$@L@_tail;
+$@L@_next:
 	add.s64 	%rd7, %rd7, %rd8;
-	bra.uni 	$PV_work;
-$PV_done:
-	setp.eq.s64 	%p8, %rd30, 0;
-	@%p8 bra 	$PV_pub;
-	ld.param.u64 	%rd32, [kvh_pool_verify_param_5];
-	cvta.to.global.u64 	%rd32, %rd32;
-	atom.global.add.u64 	%rd33, [%rd32], %rd30;
-$PV_pub:
-	ld.param.u64 	%rd36, [kvh_pool_verify_param_6];
-	setp.eq.u64 	%p8, %rd36, 0;
-	@%p8 bra 	$PV_ret;
-	membar.gl;
-	bar.sync 	0;
-	mov.u32 	%r18, %tid.x;
-	setp.ne.u32 	%p8, %r18, 0;
-	@%p8 bra 	$PV_ret;
-	ld.param.u64 	%rd32, [kvh_pool_verify_param_5];
-	cvta.to.global.u64 	%rd32, %rd32;
-	mov.u32 	%r19, 1;
-	atom.global.add.u32 	%r18, [%rd32+8], %r19;
-	add.u32 	%r18, %r18, 1;
-	mov.u32 	%r19, %nctaid.x;
-	setp.ne.u32 	%p8, %r18, %r19;
-	@%p8 bra 	$PV_ret;
-	membar.gl;
-	mov.u64 	%rd37, 0;
-	atom.global.exch.b64 	%rd33, [%rd32], %rd37;
-	mov.u32 	%r19, 0;
-	st.global.u32 	[%rd32+8], %r19;
-	cvta.to.global.u64 	%rd36, %rd36;
-	st.volatile.global.u64 	[%rd36], %rd33;
-	membar.sys;
-$PV_ret:
-	ret;
-}
+	bra.uni 	$@L@_work;
+`
 
-.visible .entry kvh_pool_zero_verify(
-	.param .u64 kvh_pool_zero_verify_param_0,
-	.param .u32 kvh_pool_zero_verify_param_1,
-	.param .u64 kvh_pool_zero_verify_param_2,
-	.param .u32 kvh_pool_zero_verify_param_3,
-	.param .u32 kvh_pool_zero_verify_param_4,
-	.param .u64 kvh_pool_zero_verify_param_5,
-	.param .u64 kvh_pool_zero_verify_param_6
-)
-{
-	.reg .pred 	%p<12>;
-	.reg .b16 	%rs<3>;
-	.reg .b32 	%r<20>;
-	.reg .b64 	%rd<40>;
-
-	ld.param.u64 	%rd1, [kvh_pool_zero_verify_param_0];
-	ld.param.u32 	%r1, [kvh_pool_zero_verify_param_1];
-	ld.param.u64 	%rd2, [kvh_pool_zero_verify_param_2];
-	ld.param.u32 	%r2, [kvh_pool_zero_verify_param_3];
-	ld.param.u32 	%r3, [kvh_pool_zero_verify_param_4];
-	cvta.to.global.u64 	%rd1, %rd1;
-	cvta.to.global.u64 	%rd2, %rd2;
-	cvt.u64.u32 	%rd3, %r1;
-	cvt.u64.u32 	%rd4, %r2;
-	cvt.u64.u32 	%rd5, %r3;
-	mul.lo.s64 	%rd6, %rd3, %rd4;
-	mul.lo.s64 	%rd6, %rd6, %rd5;
-	mov.u32 	%r4, %ctaid.x;
-	mov.u32 	%r5, %nctaid.x;
-	mov.u32 	%r6, %tid.x;
-	mov.u32 	%r7, %ntid.x;
-	cvt.u64.u32 	%rd7, %r4;
-	cvt.u64.u32 	%rd8, %r5;
-	cvt.u64.u32 	%rd9, %r6;
-	cvt.u64.u32 	%rd10, %r7;
-	shl.b64 	%rd11, %rd9, 4;
-	shl.b64 	%rd12, %rd10, 4;
-	mov.u64 	%rd30, 0;
-	add.u32 	%r17, %r6, 32;
+// poolRotatePTX sets up the fused kernel's read-back thread index
+// (tid + 32) % ntid and its zero registers.
+const poolRotatePTX = `	add.u32 	%r17, %r6, 32;
 	rem.u32 	%r17, %r17, %r7;
 	cvt.u64.u32 	%rd34, %r17;
 	shl.b64 	%rd35, %rd34, 4;
 	mov.u16 	%rs2, 0;
 	mov.u32 	%r16, 0;
-$PF_work:
-	setp.ge.u64 	%p1, %rd7, %rd6;
-	@%p1 bra 	$PF_done;
-	div.u64 	%rd13, %rd7, %rd5;
-	mul.lo.s64 	%rd14, %rd13, %rd5;
-	sub.s64 	%rd14, %rd7, %rd14;
-	div.u64 	%rd15, %rd13, %rd4;
-	mul.lo.s64 	%rd16, %rd15, %rd4;
-	sub.s64 	%rd16, %rd13, %rd16;
-	mul.lo.s64 	%rd17, %rd15, 24;
-	add.s64 	%rd17, %rd1, %rd17;
-	ld.global.u64 	%rd18, [%rd17];
-	ld.global.u64 	%rd19, [%rd17+8];
-	ld.global.u64 	%rd20, [%rd17+16];
-	shl.b64 	%rd21, %rd16, 2;
-	add.s64 	%rd21, %rd2, %rd21;
-	ld.global.u32 	%r9, [%rd21];
-	cvt.u64.u32 	%rd22, %r9;
-	mul.lo.s64 	%rd22, %rd22, %rd19;
-	add.s64 	%rd22, %rd18, %rd22;
-	shl.b64 	%rd23, %rd14, 16;
-	setp.ge.u64 	%p2, %rd23, %rd20;
-	@%p2 bra 	$PF_next;
-	sub.s64 	%rd24, %rd20, %rd23;
-	min.u64 	%rd24, %rd24, 65536;
-	add.s64 	%rd25, %rd22, %rd23;
-	cvta.to.global.u64 	%rd25, %rd25;
-	add.s64 	%rd26, %rd25, %rd24;
-	add.s64 	%rd27, %rd25, 15;
-	and.b64 	%rd27, %rd27, -16;
-	min.u64 	%rd27, %rd27, %rd26;
-	and.b64 	%rd28, %rd26, -16;
-	max.u64 	%rd28, %rd28, %rd27;
-	add.s64 	%rd29, %rd25, %rd9;
+`
+
+// poolZeroPhasePTX zeroes the chunk [%rd25, %rd26) (aligned body
+// [%rd27, %rd28)) with the CTA's threads, then waits at a barrier.
+const poolZeroPhasePTX = `	add.s64 	%rd29, %rd25, %rd9;
 $PF_zhead:
 	setp.ge.u64 	%p3, %rd29, %rd27;
 	@%p3 bra 	$PF_zbody0;
@@ -667,83 +617,4 @@ $PF_ztail:
 	bra.uni 	$PF_ztail;
 $PF_zdone:
 	bar.sync 	0;
-	add.s64 	%rd29, %rd25, %rd34;
-$PF_head:
-	setp.ge.u64 	%p3, %rd29, %rd27;
-	@%p3 bra 	$PF_body0;
-	ld.global.cg.u8 	%rs1, [%rd29];
-	setp.ne.s16 	%p6, %rs1, 0;
-	selp.u64 	%rd31, 1, 0, %p6;
-	add.s64 	%rd30, %rd30, %rd31;
-	add.s64 	%rd29, %rd29, %rd10;
-	bra.uni 	$PF_head;
-$PF_body0:
-	add.s64 	%rd29, %rd27, %rd35;
-$PF_body:
-	setp.ge.u64 	%p4, %rd29, %rd28;
-	@%p4 bra 	$PF_tail0;
-	ld.global.cg.v4.u32 	{%r10, %r11, %r12, %r13}, [%rd29];
-	setp.ne.s32 	%p6, %r10, 0;
-	selp.u32 	%r14, 4, 0, %p6;
-	setp.ne.s32 	%p6, %r11, 0;
-	selp.u32 	%r15, 4, 0, %p6;
-	add.s32 	%r14, %r14, %r15;
-	setp.ne.s32 	%p6, %r12, 0;
-	selp.u32 	%r15, 4, 0, %p6;
-	add.s32 	%r14, %r14, %r15;
-	setp.ne.s32 	%p6, %r13, 0;
-	selp.u32 	%r15, 4, 0, %p6;
-	add.s32 	%r14, %r14, %r15;
-	cvt.u64.u32 	%rd31, %r14;
-	add.s64 	%rd30, %rd30, %rd31;
-	add.s64 	%rd29, %rd29, %rd12;
-	bra.uni 	$PF_body;
-$PF_tail0:
-	add.s64 	%rd29, %rd28, %rd34;
-$PF_tail:
-	setp.ge.u64 	%p5, %rd29, %rd26;
-	@%p5 bra 	$PF_next;
-	ld.global.cg.u8 	%rs1, [%rd29];
-	setp.ne.s16 	%p6, %rs1, 0;
-	selp.u64 	%rd31, 1, 0, %p6;
-	add.s64 	%rd30, %rd30, %rd31;
-	add.s64 	%rd29, %rd29, %rd10;
-	bra.uni 	$PF_tail;
-$PF_next:
-	add.s64 	%rd7, %rd7, %rd8;
-	bra.uni 	$PF_work;
-$PF_done:
-	setp.eq.s64 	%p8, %rd30, 0;
-	@%p8 bra 	$PF_pub;
-	ld.param.u64 	%rd32, [kvh_pool_zero_verify_param_5];
-	cvta.to.global.u64 	%rd32, %rd32;
-	atom.global.add.u64 	%rd33, [%rd32], %rd30;
-$PF_pub:
-	ld.param.u64 	%rd36, [kvh_pool_zero_verify_param_6];
-	setp.eq.u64 	%p8, %rd36, 0;
-	@%p8 bra 	$PF_ret;
-	membar.gl;
-	bar.sync 	0;
-	mov.u32 	%r18, %tid.x;
-	setp.ne.u32 	%p8, %r18, 0;
-	@%p8 bra 	$PF_ret;
-	ld.param.u64 	%rd32, [kvh_pool_zero_verify_param_5];
-	cvta.to.global.u64 	%rd32, %rd32;
-	mov.u32 	%r19, 1;
-	atom.global.add.u32 	%r18, [%rd32+8], %r19;
-	add.u32 	%r18, %r18, 1;
-	mov.u32 	%r19, %nctaid.x;
-	setp.ne.u32 	%p8, %r18, %r19;
-	@%p8 bra 	$PF_ret;
-	membar.gl;
-	mov.u64 	%rd37, 0;
-	atom.global.exch.b64 	%rd33, [%rd32], %rd37;
-	mov.u32 	%r19, 0;
-	st.global.u32 	[%rd32+8], %r19;
-	cvta.to.global.u64 	%rd36, %rd36;
-	st.volatile.global.u64 	[%rd36], %rd33;
-	membar.sys;
-$PF_ret:
-	ret;
-}
 `
