@@ -114,27 +114,40 @@ func (d *Driver) zeroPoolAsync(ordinal int, stream uint64, regions []PoolRegion,
 	return op, nil
 }
 
-// enqueuePool stages [counter, pad][region table][block ids] in one pinned
-// buffer, copies it with one cuMemcpyHtoDAsync and launches the pool kernels.
-func (op *Op) enqueuePool(stream uint64, regions []PoolRegion, blocks []uint32, nchunk uint32, work uint64, zero bool) error {
-	d, cs := op.d, op.cs
-	st := C.uintptr_t(stream)
-	regOff := uintptr(headerBytes)
-	idsOff := regOff + uintptr(len(regions))*poolEntryBytes
-	need := idsOff + uintptr(len(blocks))*4
-	s, err := cs.get(d, need)
-	if err != nil {
-		return err
-	}
-	// From here on an error may leave work in flight reading the slot's
-	// buffers: the slot is abandoned (leaked), never reused.
-	hdr := unsafe.Slice((*uint64)(s.host), (idsOff)/8)
+// poolStaging returns where a pool staging buffer [counter, pad][region
+// table][block ids] puts the region table and the ids, and its size.
+func poolStaging(nregions, nblocks int) (regOff, idsOff, size uintptr) {
+	regOff = headerBytes
+	idsOff = regOff + uintptr(nregions)*poolEntryBytes
+	return regOff, idsOff, idsOff + uintptr(nblocks)*4
+}
+
+// stagePool writes the staging buffer of poolStaging into s.host, which holds
+// at least its size.
+func stagePool(s *slot, regions []PoolRegion, blocks []uint32) {
+	_, idsOff, _ := poolStaging(len(regions), len(blocks))
+	hdr := unsafe.Slice((*uint64)(s.host), idsOff/8)
 	hdr[0], hdr[1] = 0, 0
 	for i, r := range regions {
 		e := hdr[2+3*i : 5+3*i]
 		e[0], e[1], e[2] = r.Base, r.Stride, r.BlockBytes
 	}
 	copy(unsafe.Slice((*uint32)(unsafe.Add(s.host, idsOff)), len(blocks)), blocks)
+}
+
+// enqueuePool stages the pool's region table and the block ids in one pinned
+// buffer, places it (placeTable) and launches one pool kernel.
+func (op *Op) enqueuePool(stream uint64, regions []PoolRegion, blocks []uint32, nchunk uint32, work uint64, zero bool) error {
+	d, cs := op.d, op.cs
+	st := C.uintptr_t(stream)
+	regOff, idsOff, need := poolStaging(len(regions), len(blocks))
+	s, err := cs.get(d, need)
+	if err != nil {
+		return err
+	}
+	// From here on an error may leave work in flight reading the slot's
+	// buffers: the slot is abandoned (leaked), never reused.
+	stagePool(s, regions, blocks)
 	base, err := op.placeTable(s, need, st, "pool table")
 	if err != nil {
 		return err

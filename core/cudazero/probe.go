@@ -91,21 +91,13 @@ func (d *Driver) probeSteps(ordinal int, stream uint64, regions []PoolRegion, bl
 				return err
 			}
 			mark("cuStreamIsCapturing")
-			regOff := uintptr(headerBytes)
-			idsOff := regOff + uintptr(len(regions))*poolEntryBytes
-			need := idsOff + uintptr(len(blocks))*4
+			regOff, idsOff, need := poolStaging(len(regions), len(blocks))
 			s, err := cs.get(d, need)
 			if err != nil {
 				return err
 			}
 			mark("slot get")
-			hdr := unsafe.Slice((*uint64)(s.host), idsOff/8)
-			hdr[0], hdr[1] = 0, 0
-			for i, r := range regions {
-				e := hdr[2+3*i : 5+3*i]
-				e[0], e[1], e[2] = r.Base, r.Stride, r.BlockBytes
-			}
-			copy(unsafe.Slice((*uint32)(unsafe.Add(s.host, idsOff)), len(blocks)), blocks)
+			stagePool(s, regions, blocks)
 			mark("fill pinned table")
 			base := s.dev
 			if mapped {

@@ -564,17 +564,14 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 // and the count is the same.
 func (op *Op) enqueueContiguous(st C.uintptr_t, r Range, zero, doublePass bool) error {
 	d, cs := op.d, op.cs
-	const regOff, idsOff = headerBytes, headerBytes + poolEntryBytes
-	const need = idsOff + 4
+	regions, ids := [1]PoolRegion{{Base: r.Ptr, BlockBytes: r.Len}}, [1]uint32{}
+	regOff, idsOff, need := poolStaging(1, 1)
 	s, err := cs.get(d, need)
 	if err != nil {
 		return err
 	}
 	// From here on an error may leave work in flight: the slot is abandoned.
-	hdr := unsafe.Slice((*uint64)(s.host), idsOff/8)
-	hdr[0], hdr[1] = 0, 0
-	hdr[2], hdr[3], hdr[4] = r.Ptr, 0, r.Len
-	*(*uint32)(unsafe.Add(s.host, idsOff)) = 0
+	stagePool(s, regions[:], ids[:])
 	passes := 0
 	if zero {
 		passes = 1
@@ -600,7 +597,7 @@ func (op *Op) enqueueContiguous(st C.uintptr_t, r Range, zero, doublePass bool) 
 		return fmt.Errorf("%w: range of %d bytes is too large", ErrInvalidRange, r.Len)
 	}
 	grid := min(uint64(cs.grid), nchunk)
-	return op.launchPool(poolVerifyKernel, cs.poolVerifyFn, s, st, grid, base+regOff, 1, base+idsOff, 1, uint32(nchunk), ctr, result)
+	return op.launchPool(poolVerifyKernel, cs.poolVerifyFn, s, st, grid, base+C.kvh_CUdeviceptr(regOff), 1, base+C.kvh_CUdeviceptr(idsOff), 1, uint32(nchunk), ctr, result)
 }
 
 // memset zeroes one range with cuMemsetD32Async when it is 4-byte aligned in
