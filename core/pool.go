@@ -319,12 +319,14 @@ func scanBlocks(op string, p *pool, ids []uint32, assigned bool) error {
 	return nil
 }
 
+// poolFields appends the fields every pool record starts with.
 func (t *Tracer) poolFields(fs []forensic.Field, p *pool) []forensic.Field {
 	return append(fs,
 		forensic.Field{Key: "pool", Value: forensic.Decimal(p.h)},
 		forensic.Field{Key: "pool_name", Value: optString(p.name)},
 		forensic.Field{Key: "model_id", Value: p.model},
 		forensic.Field{Key: "device", Value: deviceName(uint8(p.device), int32(p.ordinal))},
+		forensic.Field{Key: "handle", Value: forensic.Decimal(p.h)},
 	)
 }
 
@@ -340,7 +342,6 @@ func (t *Tracer) quarantineBlocks(p *pool, ids []uint32, cat uint8, reason strin
 	fs := make([]forensic.Field, 0, 8)
 	fs = t.poolFields(fs, p)
 	fs = append(fs,
-		forensic.Field{Key: "handle", Value: forensic.Decimal(p.h)},
 		forensic.Field{Key: "blocks", Value: slices.Clone(ids)},
 		forensic.Field{Key: "reason", Value: reason},
 	)
@@ -398,7 +399,6 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 		fs := make([]forensic.Field, 0, 10)
 		fs = t.poolFields(fs, p)
 		fs = append(fs,
-			forensic.Field{Key: "handle", Value: forensic.Decimal(p.h)},
 			forensic.Field{Key: "attacker_tenant", Value: tenant},
 			forensic.Field{Key: "target_tenant", Value: victims[0]},
 			forensic.Field{Key: "target_tenants", Value: victims},
@@ -428,7 +428,6 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 	fs := make([]forensic.Field, 0, 8)
 	fs = t.poolFields(fs, p)
 	fs = append(fs,
-		forensic.Field{Key: "handle", Value: forensic.Decimal(p.h)},
 		forensic.Field{Key: "tenant_id", Value: tenant},
 		forensic.Field{Key: "request_id", Value: request},
 		forensic.Field{Key: "blocks", Value: slices.Clone(ids)},
@@ -500,7 +499,6 @@ func (t *Tracer) completeRelease(p *pool, ids, bad []uint32, total, nonzero uint
 	fs := make([]forensic.Field, 0, 14)
 	fs = t.poolFields(fs, p)
 	fs = append(fs,
-		forensic.Field{Key: "handle", Value: forensic.Decimal(p.h)},
 		forensic.Field{Key: "blocks", Value: ids},
 		forensic.Field{Key: "regions_per_block", Value: len(p.regions)},
 		forensic.Field{Key: "bytes", Value: total},

@@ -44,7 +44,6 @@ func (t *Tracer) PoolReleaseQuarantine(ph PoolHandle, ids []uint32, reason strin
 	fs := make([]forensic.Field, 0, 8)
 	fs = t.poolFields(fs, p)
 	fs = append(fs,
-		forensic.Field{Key: "handle", Value: forensic.Decimal(p.h)},
 		forensic.Field{Key: "blocks", Value: freed},
 		forensic.Field{Key: "reason", Value: reason},
 		forensic.Field{Key: "coverage_pct", Value: cov},

@@ -175,7 +175,7 @@ type ctxState struct {
 	grid                     int // CTAs to launch at most (SMs * ctasPerSM)
 	// mapped: the device reaches pinned host memory at its host address
 	// (unified addressing): the verify kernels publish their count there
-	// themselves and small tables are not copied (see publish in ptx.go).
+	// themselves and small tables are not copied (see publishPTX in ptx.go).
 	mapped bool
 
 	mu      sync.Mutex
