@@ -3,6 +3,8 @@ package forensic
 import (
 	"bufio"
 	"fmt"
+	"hash/fnv"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -146,6 +148,25 @@ func makeBenchLog(b *testing.B, n int, key []byte, seedLayout bool) string {
 	return out
 }
 
+// seedKeyOrder puts keys in an order like the seed's dict insertion order:
+// event_type first, prev_hash last, the rest in a fixed order that is not
+// sorted (by an FNV-1a hash of the name), the same for every record with the
+// same keys, as the seed's code builds each event type's dict the same way.
+func seedKeyOrder(keys []string) {
+	rank := func(k string) uint32 {
+		switch k {
+		case "event_type":
+			return 0
+		case "prev_hash":
+			return math.MaxUint32
+		}
+		h := fnv.New32a()
+		h.Write([]byte(k))
+		return 1 + h.Sum32()%(math.MaxUint32-2)
+	}
+	sort.Slice(keys, func(i, j int) bool { return rank(keys[i]) < rank(keys[j]) })
+}
+
 // toSeedLayout rewrites a log in the seed's layout: {"k": v, "k2": v2, ...}
 // with curr_hash/hmac last, like Python's json.dumps(record, ensure_ascii=False).
 func toSeedLayout(in, out string) error {
@@ -172,8 +193,7 @@ func toSeedLayout(in, out string) error {
 				keys = append(keys, k)
 			}
 		}
-		sort.Strings(keys)
-		sort.SliceStable(keys, func(i, j int) bool { return keys[i] == "event_type" && keys[j] != "event_type" })
+		seedKeyOrder(keys)
 		keys = append(keys, "curr_hash")
 		if _, ok := m["hmac"]; ok {
 			keys = append(keys, "hmac")

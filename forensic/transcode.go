@@ -4,60 +4,113 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
+	"math/bits"
 	"strconv"
 )
 
 // errSlow makes the transcoder hand a line to the full parser.
 var errSlow = errors.New("forensic: needs the full parser")
 
-// transcoder turns a line in any JSON layout whose strings are already
-// escaped the canonical way (the seed writes json.dumps(record,
-// ensure_ascii=False): same string escapes and float repr as canonical, only
-// separators and key order differ) into the canonical bytes, without
-// building Go values. Anything it is not sure about (escaped keys, duplicate
-// keys, non-canonical escapes or numbers, bad syntax) returns errSlow and the
-// caller parses the line the slow way, which decides.
+// transcoder projects a line in any JSON layout (the seed writes
+// json.dumps(record, ensure_ascii=False): ", " and ": " separators, keys in
+// insertion order) onto candidate canonical bytes without building Go
+// values: whitespace between tokens is dropped, object keys are sorted, and
+// every scalar (string, number, literal) is copied as written.
+//
+// The projection is optimistic. For a line the seed wrote, its scalars are
+// already in canonical form (same string escapes and float repr), so the
+// projection is the canonical encoding. For an edited line (a number
+// written "1.00", a string with "\u0041") the projection is bytes that are
+// not the canonical encoding of anything, its hash cannot match (SHA-256
+// collision resistance), and the verifier falls back to the full parser,
+// which decides. What makes this sound: the projection means what the line
+// means (same keys, same scalar text, duplicates refused), so whenever it
+// is itself a canonical encoding it is the canonical encoding of the line.
+// TestTranscoderProjection and FuzzTranscoder check that property.
+//
+// Anything the projection cannot represent (escaped or duplicate keys, bad
+// syntax, curr_hash or hmac that are not plain strings) returns errSlow.
 type transcoder struct {
-	in     []byte
-	pos    int
-	vals   []byte
-	mem    []member
-	out    []byte
-	curr   []byte
-	mac    []byte
-	seq    uint64
-	hasSeq bool
+	in       []byte
+	pos      int
+	vals     []byte   // projections of nested containers
+	mem      []member // top-level members, in line order
+	perms    []keyPerm
+	nextPerm int    // the cached order replaced next
+	sig      uint64 // signature of the top-level keys, in line order
+	out      []byte
+	curr     []byte
+	mac      []byte
+	seq      uint64
+	hasSeq   bool
 }
 
+// member is one object member: the key (without quotes) in the line, the
+// value's projection in the line (scalars) or in vals (containers).
 type member struct {
-	k0, k1 int // key bytes in in (without quotes)
-	v0, v1 int // canonical value bytes in vals
+	k0, k1 int32
+	v0, v1 int32
+	nested bool
 }
 
-// transcode returns the canonical bytes of the top-level object without
+// keyPerm is a cached key order of top-level members under the signature
+// of their keys in line order: the seed builds each event type's dict the
+// same way, so a log holds a few distinct orders and a line usually needs
+// a lookup, not a sort.
+type keyPerm struct {
+	sig   uint64
+	order []uint8
+}
+
+// maxKeyPerms bounds the cached orders; a miss costs one insertion sort.
+const maxKeyPerms = 16
+
+// transcode returns the projection of the top-level object without
 // curr_hash and hmac; t.curr / t.mac / t.seq hold those fields.
 func (t *transcoder) transcode(line []byte) ([]byte, error) {
+	if len(line) > math.MaxInt32 { // member offsets are int32
+		return nil, errSlow
+	}
 	t.in, t.pos = line, 0
 	t.vals, t.mem, t.curr, t.mac, t.hasSeq = t.vals[:0], t.mem[:0], nil, nil, false
 	t.ws()
 	if t.pos >= len(t.in) || t.in[t.pos] != '{' {
 		return nil, errSlow
 	}
-	mem, vals, err := t.members(t.mem, t.vals, true)
-	if err != nil {
+	if err := t.top(); err != nil {
 		return nil, err
 	}
-	t.mem, t.vals = mem, vals
 	t.ws()
 	if t.pos != len(t.in) {
 		return nil, errSlow
 	}
-	t.out = assemble(t.out[:0], t.in, mem, vals)
+	order, err := t.sortTop()
+	if err != nil {
+		return nil, err
+	}
+	in, vals, mem := t.in, t.vals, t.mem
+	out := append(t.out[:0], '{')
+	for _, j := range order {
+		m := &mem[j]
+		out = append(out, in[m.k0-1:m.k1+2]...) // "key":
+		if m.nested {
+			out = append(out, vals[m.v0:m.v1]...)
+		} else {
+			out = append(out, in[m.v0:m.v1]...)
+		}
+		out = append(out, ',')
+	}
+	if len(order) > 0 {
+		out = out[:len(out)-1]
+	}
+	t.out = append(out, '}')
 	return t.out, nil
 }
 
+// ws skips JSON whitespace.
 func (t *transcoder) ws() {
-	for t.pos < len(t.in) && t.in[t.pos] <= ' ' {
+	for t.pos < len(t.in) {
 		switch t.in[t.pos] {
 		case ' ', '\t', '\n', '\r':
 			t.pos++
@@ -67,127 +120,296 @@ func (t *transcoder) ws() {
 	}
 }
 
-// members parses an object at t.pos ('{'), appending its members (values
-// canonical in vals). top marks the record level, where curr_hash and hmac
-// are taken out and seq is captured.
-func (t *transcoder) members(mem []member, vals []byte, top bool) ([]member, []byte, error) {
-	t.pos++ // '{'
+// key reads a member key at t.pos and the ':' after it; keys with escapes
+// go to the parser (their escaped bytes do not sort like code points).
+func (t *transcoder) key() (k0, k1 int, err error) {
 	t.ws()
-	if t.pos < len(t.in) && t.in[t.pos] == '}' {
+	if t.pos >= len(t.in) || t.in[t.pos] != '"' {
+		return 0, 0, errSlow
+	}
+	k0 = t.pos + 1
+	n := bytes.IndexByte(t.in[k0:], '"')
+	if n < 0 || bytes.IndexByte(t.in[k0:k0+n], '\\') >= 0 {
+		return 0, 0, errSlow
+	}
+	k1 = k0 + n
+	t.pos = k1 + 1
+	t.ws()
+	if t.pos >= len(t.in) || t.in[t.pos] != ':' {
+		return 0, 0, errSlow
+	}
+	t.pos++
+	t.ws()
+	return k0, k1, nil
+}
+
+// next consumes the ',' or the closing byte after a member or element and
+// reports whether the container ended.
+func (t *transcoder) next(closing byte) (end bool, err error) {
+	t.ws()
+	if t.pos >= len(t.in) {
+		return false, errSlow
+	}
+	switch t.in[t.pos] {
+	case ',':
 		t.pos++
-		return mem, vals, nil
+		return false, nil
+	case closing:
+		t.pos++
+		return true, nil
+	}
+	return false, errSlow
+}
+
+// top scans the top-level object at t.pos ('{') into t.mem, taking out
+// curr_hash and hmac, capturing seq, and hashing the keys into t.sig. It is
+// the hot loop of seed-layout verification, so it is one function over the
+// line with no calls for the common tokens.
+func (t *transcoder) top() error {
+	in, mem := t.in, t.mem[:0]
+	i := t.pos + 1
+	sig := uint64(0)
+	for i < len(in) && isWS(in[i]) {
+		i++
+	}
+	if i < len(in) && in[i] == '}' {
+		t.pos, t.sig, t.mem = i+1, sig, mem
+		return nil
 	}
 	for {
-		t.ws()
-		if t.pos >= len(t.in) || t.in[t.pos] != '"' {
-			return nil, nil, errSlow
+		for i < len(in) && isWS(in[i]) {
+			i++
 		}
-		k0 := t.pos + 1
-		k1 := k0
-		for k1 < len(t.in) && t.in[k1] != '"' {
-			if t.in[k1] == '\\' || t.in[k1] < 0x20 {
-				return nil, nil, errSlow
+		// the key, with the ':' right after its quote (as json.dumps
+		// writes it); escapes go to the parser, they do not sort like
+		// code points
+		if i >= len(in) || in[i] != '"' {
+			return errSlow
+		}
+		k0 := i + 1
+		j := quoteOrBackslash(in, k0)
+		if j+1 >= len(in) || in[j] != '"' || in[j+1] != ':' {
+			return errSlow
+		}
+		k1 := j
+		i = j + 2
+		for i < len(in) && isWS(in[i]) {
+			i++
+		}
+		if i >= len(in) {
+			return errSlow
+		}
+		m := member{k0: int32(k0), k1: int32(k1), v0: int32(i)}
+		switch c := in[i]; {
+		case c == '"':
+			e, ok := stringEnd(in, i)
+			if !ok {
+				return errSlow
 			}
-			k1++
-		}
-		if k1 >= len(t.in) {
-			return nil, nil, errSlow
-		}
-		t.pos = k1 + 1
-		t.ws()
-		if t.pos >= len(t.in) || t.in[t.pos] != ':' {
-			return nil, nil, errSlow
-		}
-		t.pos++
-		t.ws()
-		key := t.in[k0:k1]
-		v0 := len(vals)
-		var err error
-		if vals, err = t.value(vals); err != nil {
-			return nil, nil, err
-		}
-		skip := false
-		if top {
-			switch string(key) {
-			case "curr_hash", "hmac":
-				v := vals[v0:]
-				if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v[1:len(v)-1], '\\') >= 0 {
-					return nil, nil, errSlow
-				}
-				if key[0] == 'c' {
-					t.curr = v[1 : len(v)-1]
-				} else {
-					t.mac = v[1 : len(v)-1]
-				}
-				skip = true
-			case "seq":
-				if n, err := strconv.ParseUint(string(vals[v0:]), 10, 64); err == nil {
-					t.seq, t.hasSeq = n, true
-				}
+			i = e
+		case c >= '0' && c <= '9' || c == '-':
+			e, plain := i+1, c != '-'
+			for e < len(in) && isNumByte(in[e]) {
+				plain = plain && in[e] >= '0' && in[e] <= '9'
+				e++
 			}
+			// digits only, no leading zero: valid without the full check
+			if !(plain && (c != '0' || e == i+1)) && !isJSONNumber(unsafeString(in[i:e])) {
+				return errSlow
+			}
+			i = e
+		case c == '{' || c == '[':
+			t.pos = i
+			m.nested, m.v0 = true, int32(len(t.vals))
+			var err error
+			if t.vals, err = t.container(t.vals); err != nil {
+				return err
+			}
+			i = t.pos
+		default:
+			e, err := scalarEnd(in, i)
+			if err != nil {
+				return err
+			}
+			i = e
 		}
-		if !skip {
-			mem = append(mem, member{k0, k1, v0, len(vals)})
+		if m.nested {
+			m.v1 = int32(len(t.vals))
+		} else {
+			m.v1 = int32(i)
 		}
-		t.ws()
-		if t.pos >= len(t.in) {
-			return nil, nil, errSlow
+		if skip, err := t.special(&m); err != nil {
+			return err
+		} else if !skip {
+			mem = append(mem, m)
+			sig = (bits.RotateLeft64(sig, 23) ^ keyWord(in, k0, k1)) * 0x9e3779b97f4a7c15
 		}
-		if t.in[t.pos] == ',' {
-			t.pos++
+		for i < len(in) && isWS(in[i]) {
+			i++
+		}
+		if i >= len(in) {
+			return errSlow
+		}
+		if in[i] == ',' {
+			i++
 			continue
 		}
-		if t.in[t.pos] == '}' {
-			t.pos++
+		if in[i] == '}' {
+			t.pos, t.sig, t.mem = i+1, sig, mem
+			return nil
+		}
+		return errSlow
+	}
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func isNumByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'
+}
+
+// keyWord packs a key's length and first eight bytes for the key-order
+// signature.
+func keyWord(in []byte, k0, k1 int) uint64 {
+	n := k1 - k0
+	var w uint64
+	if k0+8 <= len(in) {
+		w = binary.LittleEndian.Uint64(in[k0:])
+		if n < 8 {
+			w &= 1<<(8*uint(n)) - 1
+		}
+	} else {
+		for j := k0; j < k1; j++ {
+			w |= uint64(in[j]) << (8 * uint(j-k0))
+		}
+	}
+	return w ^ uint64(n)<<56
+}
+
+// stringEnd returns the index after the closing quote of the string that
+// starts at in[i].
+func stringEnd(in []byte, i int) (int, bool) {
+	for j := i + 1; ; j += 2 { // past an escape: the next byte is taken as is
+		j = quoteOrBackslash(in, j)
+		if j >= len(in) {
+			return 0, false
+		}
+		if in[j] == '"' {
+			return j + 1, true
+		}
+	}
+}
+
+// quoteOrBackslash returns the index of the first '"' or '\\' in in[j:]
+// (len(in) if none), skipping eight bytes at a time where there is none.
+func quoteOrBackslash(in []byte, j int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for j+8 <= len(in) {
+		x := binary.LittleEndian.Uint64(in[j:])
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		// the lowest flagged byte is exact (borrows only flag bytes
+		// above a real match)
+		if m := ((q-ones)&^q | (b-ones)&^b) & highs; m != 0 {
+			return j + bits.TrailingZeros64(m)/8
+		}
+		j += 8
+	}
+	for j < len(in) && in[j] != '"' && in[j] != '\\' {
+		j++
+	}
+	return j
+}
+
+// special takes curr_hash, hmac and seq out of a top-level member and
+// reports whether the member is left out of the projection. curr_hash and
+// hmac must be strings; their content is left to the verifier, which
+// accepts a line only when they are exactly the lowercase hex digests it
+// computes (checkLine checks an hmac it has no key for with isLowerHex).
+func (t *transcoder) special(m *member) (skip bool, err error) {
+	if n := m.k1 - m.k0; n != 9 && n != 4 && n != 3 {
+		return false, nil
+	}
+	key := t.in[m.k0:m.k1]
+	switch string(key) {
+	case "curr_hash", "hmac":
+		v := t.in[m.v0:m.v1]
+		if m.nested || v[0] != '"' {
+			return false, errSlow
+		}
+		if key[0] == 'c' {
+			t.curr = v[1 : len(v)-1]
+		} else {
+			t.mac = v[1 : len(v)-1]
+		}
+		return true, nil
+	case "seq":
+		if !m.nested {
+			if n, err := strconv.ParseUint(unsafeString(t.in[m.v0:m.v1]), 10, 64); err == nil {
+				t.seq, t.hasSeq = n, true
+			}
+		}
+	}
+	return false, nil
+}
+
+func isLowerHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// sortTop returns the order of the top-level members by key, from the cached
+// order of the same key signature when there is one. A cached order is not
+// checked: a signature collision gives a projection with unsorted keys,
+// which is not canonical and goes to the parser. A new key list is sorted;
+// a duplicate key goes to the parser (Python keeps the last).
+func (t *transcoder) sortTop() ([]uint8, error) {
+	mem := t.mem
+	var p []uint8
+	for i := range t.perms {
+		if t.perms[i].sig == t.sig && len(t.perms[i].order) == len(mem) {
+			p = t.perms[i].order
 			break
 		}
-		return nil, nil, errSlow
 	}
-	// sort by key bytes (== code point order; keys have no escapes)
-	for i := 1; i < len(mem); i++ {
-		for j := i; j > 0; j-- {
-			c := bytes.Compare(t.in[mem[j].k0:mem[j].k1], t.in[mem[j-1].k0:mem[j-1].k1])
-			if c == 0 {
-				return nil, nil, errSlow // duplicate key: Python keeps the last; let the parser do it
-			}
-			if c > 0 {
-				break
-			}
-			mem[j], mem[j-1] = mem[j-1], mem[j]
+	if p == nil {
+		if len(mem) > 255 {
+			return nil, errSlow
 		}
+		p = make([]uint8, len(mem))
+		for i := range p {
+			p[i] = uint8(i)
+		}
+		for i := 1; i < len(p); i++ {
+			for j := i; j > 0; j-- {
+				c := bytes.Compare(t.memKey(mem[p[j]]), t.memKey(mem[p[j-1]]))
+				if c == 0 {
+					return nil, errSlow
+				}
+				if c > 0 {
+					break
+				}
+				p[j], p[j-1] = p[j-1], p[j]
+			}
+		}
+		if len(t.perms) < maxKeyPerms {
+			t.perms = append(t.perms, keyPerm{})
+		}
+		t.perms[t.nextPerm] = keyPerm{t.sig, p}
+		t.nextPerm = (t.nextPerm + 1) % maxKeyPerms
 	}
-	return mem, vals, nil
+	return p, nil
 }
 
-func assemble(dst, in []byte, mem []member, vals []byte) []byte {
-	dst = append(dst, '{')
-	for i, m := range mem {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = append(dst, in[m.k0:m.k1]...)
-		dst = append(dst, '"', ':')
-		dst = append(dst, vals[m.v0:m.v1]...)
-	}
-	return append(dst, '}')
-}
+func (t *transcoder) memKey(m member) []byte { return t.in[m.k0:m.k1] }
 
-// value appends the canonical form of the value at t.pos.
-func (t *transcoder) value(dst []byte) ([]byte, error) {
-	if t.pos >= len(t.in) {
-		return nil, errSlow
-	}
-	switch c := t.in[t.pos]; {
-	case c == '"':
-		return t.str(dst)
-	case c == '{':
-		mem, vals, err := t.members(nil, nil, false)
-		if err != nil {
-			return nil, err
-		}
-		return assemble(dst, t.in, mem, vals), nil
-	case c == '[':
+// container appends the projection of the object or array at t.pos to dst.
+// Nested objects are rare in records, so each gets its own scratch.
+func (t *transcoder) container(dst []byte) ([]byte, error) {
+	if t.in[t.pos] == '[' {
 		t.pos++
 		dst = append(dst, '[')
 		t.ws()
@@ -204,123 +426,120 @@ func (t *transcoder) value(dst []byte) ([]byte, error) {
 			if dst, err = t.value(dst); err != nil {
 				return nil, err
 			}
-			t.ws()
-			if t.pos >= len(t.in) {
-				return nil, errSlow
-			}
-			if t.in[t.pos] == ',' {
-				t.pos++
-				continue
-			}
-			if t.in[t.pos] == ']' {
-				t.pos++
+			if end, err := t.next(']'); err != nil {
+				return nil, err
+			} else if end {
 				return append(dst, ']'), nil
 			}
-			return nil, errSlow
 		}
-	case c == 't' && bytes.HasPrefix(t.in[t.pos:], []byte("true")):
-		t.pos += 4
-		return append(dst, "true"...), nil
-	case c == 'f' && bytes.HasPrefix(t.in[t.pos:], []byte("false")):
-		t.pos += 5
-		return append(dst, "false"...), nil
-	case c == 'n' && bytes.HasPrefix(t.in[t.pos:], []byte("null")):
-		t.pos += 4
-		return append(dst, "null"...), nil
-	case c == '-' || (c >= '0' && c <= '9'):
-		return t.num(dst)
 	}
-	return nil, errSlow
-}
-
-// str copies a string whose escapes are already canonical.
-func (t *transcoder) str(dst []byte) ([]byte, error) {
-	i := t.pos + 1
-	for i < len(t.in) {
-		// skip eight plain bytes at a time
-		for i+8 <= len(t.in) && !special8(binary.LittleEndian.Uint64(t.in[i:])) {
-			i += 8
+	t.pos++ // '{'
+	var mem []member
+	var vals []byte
+	t.ws()
+	if t.pos < len(t.in) && t.in[t.pos] == '}' {
+		t.pos++
+		return append(dst, "{}"...), nil
+	}
+	for {
+		k0, k1, err := t.key()
+		if err != nil {
+			return nil, err
 		}
-		if i >= len(t.in) {
+		v0 := len(vals)
+		if vals, err = t.value(vals); err != nil {
+			return nil, err
+		}
+		mem = append(mem, member{k0: int32(k0), k1: int32(k1), v0: int32(v0), v1: int32(len(vals)), nested: true})
+		if end, err := t.next('}'); err != nil {
+			return nil, err
+		} else if end {
 			break
 		}
-		c := t.in[i]
-		switch {
-		case c == '"':
-			dst = append(dst, t.in[t.pos:i+1]...)
-			t.pos = i + 1
-			return dst, nil
-		case c < 0x20:
-			return nil, errSlow
-		case c == '\\':
-			if i+1 >= len(t.in) {
+	}
+	for i := 1; i < len(mem); i++ {
+		for j := i; j > 0; j-- {
+			c := bytes.Compare(t.memKey(mem[j]), t.memKey(mem[j-1]))
+			if c == 0 {
 				return nil, errSlow
 			}
-			switch t.in[i+1] {
-			case '"', '\\', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				// canonical only for C0 controls without a short form, lowercase hex
-				if i+6 > len(t.in) || t.in[i+2] != '0' || t.in[i+3] != '0' {
-					return nil, errSlow
-				}
-				h, l := t.in[i+4], t.in[i+5]
-				if h != '0' && h != '1' || !(l >= '0' && l <= '9' || l >= 'a' && l <= 'f') {
-					return nil, errSlow
-				}
-				if h == '0' && (l == '8' || l == '9' || l == 'a' || l == 'c' || l == 'd') {
-					return nil, errSlow
-				}
-				i += 6
-			default:
-				return nil, errSlow
+			if c > 0 {
+				break
 			}
-		default:
-			i++
+			mem[j], mem[j-1] = mem[j-1], mem[j]
 		}
 	}
-	return nil, errSlow
+	dst = append(dst, '{')
+	for i, m := range mem {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, t.in[m.k0-1:m.k1+1]...)
+		dst = append(dst, ':')
+		dst = append(dst, vals[m.v0:m.v1]...)
+	}
+	return append(dst, '}'), nil
 }
 
-// special8 reports whether any of the eight bytes in x is '"', '\\' or a
-// control byte (< 0x20): the classic has-zero-byte / has-less-than tests,
-// exact as a yes/no answer.
-func special8(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	less20 := (x - ones*0x20) & ^x & highs
-	return less20|hasZero(x^(ones*'"'))|hasZero(x^(ones*'\\')) != 0
-}
-
-func (t *transcoder) num(dst []byte) ([]byte, error) {
+// value appends the projection of the value at t.pos to dst.
+func (t *transcoder) value(dst []byte) ([]byte, error) {
+	if t.pos < len(t.in) && (t.in[t.pos] == '{' || t.in[t.pos] == '[') {
+		return t.container(dst)
+	}
 	s := t.pos
-	i := s
-	isFloat := false
-	for i < len(t.in) {
-		c := t.in[i]
-		if c >= '0' && c <= '9' || c == '-' || c == '+' {
-			i++
-		} else if c == '.' || c == 'e' || c == 'E' {
-			isFloat = true
-			i++
-		} else {
-			break
-		}
-	}
-	lit := t.in[s:i]
-	if !isJSONNumber(unsafeString(lit)) {
-		return nil, errSlow
-	}
-	t.pos = i
-	if !isFloat {
-		if len(lit) == 2 && lit[0] == '-' && lit[1] == '0' {
-			return nil, errSlow
-		}
-		return append(dst, lit...), nil
-	}
-	f, err := strconv.ParseFloat(unsafeString(lit), 64)
+	e, err := scalarEnd(t.in, s)
 	if err != nil {
-		return nil, errSlow
+		return nil, err
 	}
-	return appendPyFloat(dst, f), nil
+	t.pos = e
+	return append(dst, t.in[s:e]...), nil
+}
+
+// scalarEnd returns the end of the string, number or literal that starts
+// at in[i]. Strings end at the first unescaped quote; their content is not
+// checked (bytes a canonical encoding never holds cannot hash right).
+// Numbers must be RFC 8259 literals, so that no two tokens run together.
+func scalarEnd(in []byte, i int) (int, error) {
+	if i >= len(in) {
+		return 0, errSlow
+	}
+	switch c := in[i]; {
+	case c == '"':
+		for j := i + 1; ; {
+			q := bytes.IndexByte(in[j:], '"')
+			if q < 0 {
+				return 0, errSlow
+			}
+			q += j
+			b := q - 1
+			for b > i && in[b] == '\\' {
+				b--
+			}
+			if (q-1-b)%2 == 0 {
+				return q + 1, nil
+			}
+			j = q + 1
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		e := i + 1
+		for e < len(in) {
+			c := in[e]
+			if c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+' {
+				e++
+			} else {
+				break
+			}
+		}
+		if !isJSONNumber(unsafeString(in[i:e])) {
+			return 0, errSlow
+		}
+		return e, nil
+	case c == 't' && bytes.HasPrefix(in[i:], []byte("true")):
+		return i + 4, nil
+	case c == 'f' && bytes.HasPrefix(in[i:], []byte("false")):
+		return i + 5, nil
+	case c == 'n' && bytes.HasPrefix(in[i:], []byte("null")):
+		return i + 4, nil
+	}
+	return 0, errSlow
 }

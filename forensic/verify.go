@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/transparency-dev/merkle/compact"
 )
@@ -386,31 +385,16 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		}
 	}
 	_, _, _, ourLayout := fastSplit(line)
-	if !ourLayout && v.fs == nil && utf8.Valid(line) {
-		// seed layout: transcode to canonical without building values
-		if canon, err := v.tc.transcode(line); err == nil && len(v.tc.curr) == 64 {
-			var macSum *[32]byte // HMAC computed along with the hash
-			if v.dual != nil && v.dual.keyed && v.tc.mac != nil && len(canon) > 0 && canon[len(canon)-1] == '}' {
-				var sum, ms [32]byte
-				v.dual.sumMacChain(&sum, &ms, prev, canon[:len(canon)-1])
-				hexEncode32(&v.hx, &sum)
-				macSum = &ms
-			} else {
-				v.hexSum(v.sha, prev, canon, nil)
-			}
-			if bytes.Equal(v.hx[:], v.tc.curr) && (v.mac == nil || v.tc.mac != nil) {
-				if v.mac != nil {
-					if macSum != nil {
-						hexEncode32(&v.hx, macSum)
-					} else {
-						v.hexSum(v.mac, prev, canon, nil)
-					}
-					if !hmac.Equal(v.hx[:], v.tc.mac) {
-						v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
-					}
-				}
-				return v.tc.curr, v.tc.seq, v.tc.hasSeq, nil, true
-			}
+	if !ourLayout && v.fs == nil {
+		// seed layout: project onto canonical bytes without building
+		// values, and accept the line when its hashes match. Anything
+		// else goes to the parser below, which decides and names the
+		// failure: no UTF-8 check is needed here (a projection with bad
+		// bytes cannot hash right), and an hmac with no key to check it
+		// against must at least be well formed.
+		if canon, err := v.tc.transcode(line); err == nil && len(v.tc.curr) == 64 && (v.mac != nil || v.tc.mac == nil || isLowerHex(v.tc.mac)) &&
+			(v.mac == nil || v.tc.mac != nil) && v.seedHashesMatch(prev, canon) {
+			return v.tc.curr, v.tc.seq, v.tc.hasSeq, nil, true
 		}
 	}
 	m, err := parseLine(line)
@@ -449,6 +433,32 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 	}
 	seq, hasSeq = getUint(m, "seq")
 	return []byte(c), seq, hasSeq, m, true
+}
+
+// seedHashesMatch reports whether the projection canon of a seed-layout
+// line hashes to the line's curr_hash and, with a key, its hmac (v.tc).
+func (v *verifier) seedHashesMatch(prev, canon []byte) bool {
+	var macSum *[32]byte // HMAC computed along with the hash
+	if v.dual != nil && v.dual.keyed && v.tc.mac != nil && len(canon) > 0 && canon[len(canon)-1] == '}' {
+		var sum, ms [32]byte
+		v.dual.sumMacChain(&sum, &ms, prev, canon[:len(canon)-1])
+		hexEncode32(&v.hx, &sum)
+		macSum = &ms
+	} else {
+		v.hexSum(v.sha, prev, canon, nil)
+	}
+	if !bytes.Equal(v.hx[:], v.tc.curr) {
+		return false
+	}
+	if v.mac == nil {
+		return true
+	}
+	if macSum != nil {
+		hexEncode32(&v.hx, macSum)
+	} else {
+		v.hexSum(v.mac, prev, canon, nil)
+	}
+	return hmac.Equal(v.hx[:], v.tc.mac)
 }
 
 // hexSum puts the hex digest of a || b || c under h (the chain hash or the
