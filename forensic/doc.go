@@ -33,7 +33,10 @@ replaced by the two hash fields:
 so the verifier's fast path hashes line[:len-suffix] + "}" without a JSON
 round trip (the suffix has a fixed length: 80 bytes plain, 154 with hmac).
 Any other layout (the seed writes json.dumps defaults, ", " and ": ",
-insertion order) is parsed and re-encoded; both are accepted by both
+insertion order) is first projected (transcode.go: whitespace dropped, keys
+sorted, scalars copied as written), which is the canonical encoding of any
+line the seed wrote; a line whose projection does not hash right is parsed
+and re-encoded, and that decides. Both layouts are accepted by both
 verifiers. A line in our layout whose bytes are not canonical (a
 meaning-preserving edit such as 1e-07 -> 1E-07) fails as non_canonical.
 

@@ -27,10 +27,14 @@ var errSlow = errors.New("forensic: needs the full parser")
 // which decides. What makes this sound: the projection means what the line
 // means (same keys, same scalar text, duplicates refused), so whenever it
 // is itself a canonical encoding it is the canonical encoding of the line.
+// A line with a duplicate key either returns errSlow or projects with the
+// key twice, which no canonical encoding has (Python keeps the last; so
+// does the transcoder for curr_hash and hmac, which it leaves out).
 // TestTranscoderProjection and FuzzTranscoder check that property.
 //
-// Anything the projection cannot represent (escaped or duplicate keys, bad
-// syntax, curr_hash or hmac that are not plain strings) returns errSlow.
+// What the projection does not handle returns errSlow: escaped keys (they
+// do not sort like code points), whitespace between a top-level key and
+// its ':', bad syntax, a curr_hash or hmac that is not a string.
 type transcoder struct {
 	in       []byte
 	pos      int
@@ -199,7 +203,7 @@ func (t *transcoder) top() error {
 		if i >= len(in) {
 			return errSlow
 		}
-		m := member{k0: int32(k0), k1: int32(k1), v0: int32(i)}
+		v0, nested := i, false
 		switch c := in[i]; {
 		case c == '"':
 			e, ok := stringEnd(in, i)
@@ -220,7 +224,7 @@ func (t *transcoder) top() error {
 			i = e
 		case c == '{' || c == '[':
 			t.pos = i
-			m.nested, m.v0 = true, int32(len(t.vals))
+			nested, v0 = true, len(t.vals)
 			var err error
 			if t.vals, err = t.container(t.vals); err != nil {
 				return err
@@ -233,14 +237,19 @@ func (t *transcoder) top() error {
 			}
 			i = e
 		}
-		if m.nested {
-			m.v1 = int32(len(t.vals))
-		} else {
-			m.v1 = int32(i)
+		v1 := i
+		if nested {
+			v1 = len(t.vals)
 		}
-		if skip, err := t.special(&m); err != nil {
-			return err
-		} else if !skip {
+		m := member{k0: int32(k0), k1: int32(k1), v0: int32(v0), v1: int32(v1), nested: nested}
+		skip := false
+		if n := k1 - k0; n == 3 || n == 4 || n == 9 { // curr_hash, hmac, seq
+			var err error
+			if skip, err = t.special(&m); err != nil {
+				return err
+			}
+		}
+		if !skip {
 			mem = append(mem, m)
 			sig = (bits.RotateLeft64(sig, 23) ^ keyWord(in, k0, k1)) * 0x9e3779b97f4a7c15
 		}
@@ -268,8 +277,9 @@ func isNumByte(c byte) bool {
 	return c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'
 }
 
-// keyWord packs a key's length and first eight bytes for the key-order
-// signature.
+// keyWord packs a key's length and its first and last eight bytes for the
+// key-order signature (two lists that differ only in the middle of long
+// keys share a signature: the later one always goes to the parser).
 func keyWord(in []byte, k0, k1 int) uint64 {
 	n := k1 - k0
 	var w uint64
@@ -277,6 +287,8 @@ func keyWord(in []byte, k0, k1 int) uint64 {
 		w = binary.LittleEndian.Uint64(in[k0:])
 		if n < 8 {
 			w &= 1<<(8*uint(n)) - 1
+		} else if n > 8 {
+			w ^= bits.RotateLeft64(binary.LittleEndian.Uint64(in[k1-8:]), 29)
 		}
 	} else {
 		for j := k0; j < k1; j++ {
@@ -326,9 +338,6 @@ func quoteOrBackslash(in []byte, j int) int {
 // accepts a line only when they are exactly the lowercase hex digests it
 // computes (checkLine checks an hmac it has no key for with isLowerHex).
 func (t *transcoder) special(m *member) (skip bool, err error) {
-	if n := m.k1 - m.k0; n != 9 && n != 4 && n != 3 {
-		return false, nil
-	}
 	key := t.in[m.k0:m.k1]
 	switch string(key) {
 	case "curr_hash", "hmac":

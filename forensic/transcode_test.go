@@ -255,3 +255,24 @@ func TestSeedLayoutEditsGoToParser(t *testing.T) {
 		})
 	}
 }
+
+// TestTranscoderKeyOrderCache: lines whose keys share their first eight
+// bytes and length, in two different orders, each project sorted (the
+// cached orders are told apart by the keys' last bytes too).
+func TestTranscoderKeyOrderCache(t *testing.T) {
+	var tc transcoder
+	lines := []string{
+		`{"timestamp_b": 2, "timestamp_a": 1, "curr_hash": "00"}`,
+		`{"timestamp_a": 1, "timestamp_b": 2, "curr_hash": "00"}`,
+		`{"timestamp_b": 2, "z": 0, "timestamp_a": 1}`,
+	}
+	want := []string{`{"timestamp_a":1,"timestamp_b":2}`, `{"timestamp_a":1,"timestamp_b":2}`, `{"timestamp_a":1,"timestamp_b":2,"z":0}`}
+	for round := 0; round < 3; round++ {
+		for i, l := range lines {
+			got, err := tc.transcode([]byte(l))
+			require.NoError(t, err, l)
+			require.Equal(t, want[i], string(got), "round %d: %s", round, l)
+		}
+	}
+	require.Len(t, tc.perms, len(lines), "one cached order per layout")
+}
