@@ -37,8 +37,12 @@ insertion order) is first projected (transcode.go: whitespace dropped, keys
 sorted, scalars copied as written), which is the canonical encoding of any
 line the seed wrote; a line whose projection does not hash right is parsed
 and re-encoded, and that decides. Both layouts are accepted by both
-verifiers. A line in our layout whose bytes are not canonical (a
-meaning-preserving edit such as 1e-07 -> 1E-07) fails as non_canonical.
+verifiers. A line that hashes only after re-encoding was edited in a
+meaning-preserving way, since both writers put every scalar in canonical
+form: a line in our layout whose bytes are not canonical (1e-07 -> 1E-07),
+or a seed-layout line with a re-spelled scalar, a duplicate key or a second
+curr_hash or hmac, fails as non_canonical (the seed's verifier accepts
+these; whitespace between tokens still passes).
 
 Event types: the seed's allocate bind write reuse sanitize_start
 sanitize_end quarantine free rotate, plus isolation_violation pool_assign

@@ -61,6 +61,28 @@ func TestTamperEveryBitFlip(t *testing.T) {
 	}
 }
 
+// TestTamperEveryBitFlipSeedLayout is the same on the seed's layout, which
+// the verifier projects before hashing (transcode.go) and hands to the
+// parser when the projection does not hash right.
+func TestTamperEveryBitFlipSeedLayout(t *testing.T) {
+	p, _ := sampleLog(t, 3)
+	seed := filepath.Join(t.TempDir(), "seed.log")
+	require.NoError(t, toSeedLayout(p, seed))
+	data, err := os.ReadFile(seed)
+	require.NoError(t, err)
+	require.True(t, verifyBytes(data, testKey).OK)
+	buf := make([]byte, len(data))
+	for i := range data {
+		want := bytes.Count(data[:i], []byte{'\n'})
+		for bit := 0; bit < 8; bit++ {
+			copy(buf, data)
+			buf[i] ^= 1 << bit
+			f := firstFailure(t, verifyBytes(buf, testKey))
+			require.Equal(t, want, f.Line, "byte %d bit %d (%q): %+v", i, bit, data[i], f)
+		}
+	}
+}
+
 func TestTamperTruncation(t *testing.T) {
 	e := newCPEnv(t)
 	w, err := Open(e.opts(0))

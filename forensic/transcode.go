@@ -25,11 +25,10 @@ var errSlow = errors.New("forensic: needs the full parser")
 // not the canonical encoding of anything, its hash cannot match (SHA-256
 // collision resistance), and the verifier falls back to the full parser,
 // which decides. What makes this sound: the projection means what the line
-// means (same keys, same scalar text, duplicates refused), so whenever it
-// is itself a canonical encoding it is the canonical encoding of the line.
-// A line with a duplicate key either returns errSlow or projects with the
-// key twice, which no canonical encoding has (Python keeps the last; so
-// does the transcoder for curr_hash and hmac, which it leaves out).
+// means (same keys, same scalar text), so whenever it is itself a canonical
+// encoding it is the canonical encoding of the line. A duplicate key stays
+// in the projection twice, which no canonical encoding has; a duplicate
+// curr_hash or hmac (left out of the projection) sets dup.
 // TestTranscoderProjection and FuzzTranscoder check that property.
 //
 // What the projection does not handle returns errSlow: escaped keys (they
@@ -48,6 +47,7 @@ type transcoder struct {
 	mac      []byte
 	seq      uint64
 	hasSeq   bool
+	dup      bool // curr_hash or hmac appears twice
 }
 
 // member is one object member: the key (without quotes) in the line, the
@@ -77,7 +77,7 @@ func (t *transcoder) transcode(line []byte) ([]byte, error) {
 		return nil, errSlow
 	}
 	t.in, t.pos = line, 0
-	t.vals, t.mem, t.curr, t.mac, t.hasSeq = t.vals[:0], t.mem[:0], nil, nil, false
+	t.vals, t.mem, t.curr, t.mac, t.hasSeq, t.dup = t.vals[:0], t.mem[:0], nil, nil, false, false
 	t.ws()
 	if t.pos >= len(t.in) || t.in[t.pos] != '{' {
 		return nil, errSlow
@@ -346,8 +346,10 @@ func (t *transcoder) special(m *member) (skip bool, err error) {
 			return false, errSlow
 		}
 		if key[0] == 'c' {
+			t.dup = t.dup || t.curr != nil
 			t.curr = v[1 : len(v)-1]
 		} else {
+			t.dup = t.dup || t.mac != nil
 			t.mac = v[1 : len(v)-1]
 		}
 		return true, nil
@@ -373,8 +375,8 @@ func isLowerHex(b []byte) bool {
 // sortTop returns the order of the top-level members by key, from the cached
 // order of the same key signature when there is one. A cached order is not
 // checked: a signature collision gives a projection with unsorted keys,
-// which is not canonical and goes to the parser. A new key list is sorted;
-// a duplicate key goes to the parser (Python keeps the last).
+// which is not canonical and goes to the parser. A new key list is sorted
+// (stable: duplicate keys stay in line order).
 func (t *transcoder) sortTop() ([]uint8, error) {
 	mem := t.mem
 	var p []uint8
@@ -394,11 +396,7 @@ func (t *transcoder) sortTop() ([]uint8, error) {
 		}
 		for i := 1; i < len(p); i++ {
 			for j := i; j > 0; j-- {
-				c := bytes.Compare(t.memKey(mem[p[j]]), t.memKey(mem[p[j-1]]))
-				if c == 0 {
-					return nil, errSlow
-				}
-				if c > 0 {
+				if bytes.Compare(t.memKey(mem[p[j]]), t.memKey(mem[p[j-1]])) >= 0 {
 					break
 				}
 				p[j], p[j-1] = p[j-1], p[j]
@@ -468,11 +466,7 @@ func (t *transcoder) container(dst []byte) ([]byte, error) {
 	}
 	for i := 1; i < len(mem); i++ {
 		for j := i; j > 0; j-- {
-			c := bytes.Compare(t.memKey(mem[j]), t.memKey(mem[j-1]))
-			if c == 0 {
-				return nil, errSlow
-			}
-			if c > 0 {
+			if bytes.Compare(t.memKey(mem[j]), t.memKey(mem[j-1])) >= 0 {
 				break
 			}
 			mem[j], mem[j-1] = mem[j-1], mem[j]

@@ -385,6 +385,7 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		}
 	}
 	_, _, _, ourLayout := fastSplit(line)
+	var proj []byte // the seed-layout projection that did not hash right
 	if !ourLayout && v.fs == nil {
 		// seed layout: project onto canonical bytes without building
 		// values, and accept the line when its hashes match. Anything
@@ -393,8 +394,11 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		// bytes cannot hash right), and an hmac with no key to check it
 		// against must at least be well formed.
 		if canon, err := v.tc.transcode(line); err == nil && len(v.tc.curr) == 64 && (v.mac != nil || v.tc.mac == nil || isLowerHex(v.tc.mac)) &&
-			(v.mac == nil || v.tc.mac != nil) && v.seedHashesMatch(prev, canon) {
-			return v.tc.curr, v.tc.seq, v.tc.hasSeq, nil, true
+			(v.mac == nil || v.tc.mac != nil) {
+			if !v.tc.dup && v.seedHashesMatch(prev, canon) {
+				return v.tc.curr, v.tc.seq, v.tc.hasSeq, nil, true
+			}
+			proj = canon
 		}
 	}
 	m, err := parseLine(line)
@@ -410,9 +414,12 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 	v.hexSum(v.sha, prev, canon, nil)
 	if !hmac.Equal(v.hx[:], []byte(c)) {
 		v.fail(name, lineNo, ReasonBadHash, "curr_hash does not match SHA-256(prev_hash + canonical record)")
-	} else if ourLayout {
-		// the writer's layout is canonical bytes; these hash only after
-		// re-encoding, so the line was edited in a meaning-preserving way
+	} else if ourLayout || proj != nil && (v.tc.dup || !bytes.Equal(proj, canon) || string(v.tc.curr) != c || hasMac && string(v.tc.mac) != mac) {
+		// the writer's layout is canonical bytes, and the seed writes
+		// every scalar in its canonical form (the projection of a line
+		// it wrote is canonical): these hash only after re-encoding, so
+		// the line was edited in a meaning-preserving way (a re-spelled
+		// number or escape, a duplicate key that a parser ignores)
 		v.fail(name, lineNo, ReasonNonCanonical, "line bytes differ from the canonical encoding of the record")
 	} else if v.fs != nil {
 		r := fsParseRecord(nil, m)
