@@ -116,6 +116,53 @@ func parseLine(line []byte) (map[string]any, error) {
 	return m, nil
 }
 
+// hasDuplicateKey reports whether any object in a line that parseLine
+// accepted holds a key twice (after unescaping): json.loads and parseLine
+// keep the last, another parser may read the first, so no writer of ours
+// or the seed's produces one. Only the slow path calls it.
+func hasDuplicateKey(line []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	type frame struct {
+		obj    bool
+		keys   map[string]struct{}
+		expect bool // next string token in an object is a key
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if k, isStr := tok.(string); isStr && len(stack) > 0 && stack[len(stack)-1].obj && stack[len(stack)-1].expect {
+			n := len(stack)
+			if _, seen := stack[n-1].keys[k]; seen {
+				return true
+			}
+			stack[n-1].keys[k] = struct{}{}
+			stack[n-1].expect = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{obj: true, keys: map[string]struct{}{}, expect: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return false
+			}
+		}
+		// a value ended: the enclosing object expects a key next
+		if n := len(stack); n > 0 && stack[n-1].obj {
+			stack[n-1].expect = true
+		}
+	}
+}
+
 // slowCanonical returns the canonical bytes of a parsed record without
 // curr_hash and hmac, plus those two values.
 func slowCanonical(m map[string]any) (canon []byte, curr, mac string, hasMac bool, err error) {

@@ -232,6 +232,9 @@ func TestSeedLayoutEditsGoToParser(t *testing.T) {
 		{"duplicate key", func(l string) string {
 			return strings.Replace(l, `"handle": "h1"`, `"handle": "h9", "handle": "h1"`, 1)
 		}, ReasonNonCanonical, true},
+		{"duplicate key, escaped", func(l string) string {
+			return strings.Replace(l, `"handle": "h1"`, `"\u0068andle": "h9", "handle": "h1"`, 1)
+		}, ReasonNonCanonical, true},
 		{"duplicate curr_hash", func(l string) string {
 			return strings.Replace(l, `"event_type"`, `"curr_hash": "`+strings.Repeat("0", 64)+`", "event_type"`, 1)
 		}, ReasonNonCanonical, true},
@@ -282,4 +285,17 @@ func TestTranscoderKeyOrderCache(t *testing.T) {
 		}
 	}
 	require.Len(t, tc.perms, len(lines), "one cached order per layout")
+}
+
+func TestHasDuplicateKey(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		dup  bool
+	}{
+		{`{"a": 1, "b": 2}`, false}, {`{"a": 1, "a": 2}`, true}, {`{"\u0061": 1, "a": 2}`, true},
+		{`{"a": {"b": 1}, "b": {"a": 1}}`, false}, {`{"a": {"b": 1, "b": 1}}`, true}, {`{"a": [{"b": 1}, {"b": 1}]}`, false},
+		{`{"a": [{"b": 1, "c": [1, {"d": 1, "d": 2}]}]}`, true}, {`{"a": [], "b": {}, "c": [[]]}`, false}, {`{"a": [1, 2], "a ": 3}`, false},
+	} {
+		require.Equal(t, c.dup, hasDuplicateKey([]byte(c.line)), c.line)
+	}
 }

@@ -414,12 +414,14 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 	v.hexSum(v.sha, prev, canon, nil)
 	if !hmac.Equal(v.hx[:], []byte(c)) {
 		v.fail(name, lineNo, ReasonBadHash, "curr_hash does not match SHA-256(prev_hash + canonical record)")
-	} else if ourLayout || proj != nil && (v.tc.dup || !bytes.Equal(proj, canon) || string(v.tc.curr) != c || hasMac && string(v.tc.mac) != mac) {
+	} else if ourLayout || proj != nil && (v.tc.dup || !bytes.Equal(proj, canon) || string(v.tc.curr) != c || hasMac && string(v.tc.mac) != mac) ||
+		hasDuplicateKey(line) {
 		// the writer's layout is canonical bytes, and the seed writes
 		// every scalar in its canonical form (the projection of a line
 		// it wrote is canonical): these hash only after re-encoding, so
 		// the line was edited in a meaning-preserving way (a re-spelled
-		// number or escape, a duplicate key that a parser ignores)
+		// number or escape, a duplicate key that a parser ignores, also
+		// where the projection does not apply, e.g. under an escaped key)
 		v.fail(name, lineNo, ReasonNonCanonical, "line bytes differ from the canonical encoding of the record")
 	} else if v.fs != nil {
 		r := fsParseRecord(nil, m)
