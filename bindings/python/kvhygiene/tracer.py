@@ -58,8 +58,25 @@ def _b(s: Optional[str], what: str) -> Optional[bytes]:
 
 _U64 = 1 << 64
 
+# Parsed handle strings (a pure memo: the same string always means the same
+# integer, so entries never go stale). Bounded; allocate/track add theirs.
+_hmemo: Dict[str, int] = {}
+_HMEMO_MAX = 4096
+
+
+def _remember(h: int) -> str:
+    s = str(h)
+    if len(_hmemo) >= _HMEMO_MAX:
+        _hmemo.clear()
+    _hmemo[s] = h
+    return s
+
 
 def _handle_int(handle: Handle) -> int:
+    if type(handle) is str:
+        h = _hmemo.get(handle)
+        if h is not None:
+            return h
     try:
         h = int(handle) if type(handle) is not bool else -1  # str (ours), or int
     except (TypeError, ValueError):
@@ -120,8 +137,10 @@ class _ThreadState:
         self.pout = ctypes.byref(self.out)
         self.cov = ctypes.c_double()
         self.pcov = ctypes.byref(self.cov)
-        # last tenant, request, model, framework, dtype, shape objects set in desc
-        self.last: List[Any] = [None, None, None, None, None, None, None]
+        # last tenant, request, model, framework, dtype, shape, stream_id
+        # objects set in desc, then its ptr, nbytes, device, ordinal,
+        # stream and flags
+        self.last: List[Any] = [None] * 7 + [0] * 6
 
 
 class Buffer:
@@ -396,7 +415,7 @@ class CacheTracer:
             framework, dtype_name, dims, pinned, ttl_sec, max_reuse, stream_id,
         )
         self._entries[h] = _Entry(None, dims, dtype_name, None)
-        return str(h)
+        return _remember(h)
 
     def track(
         self,
@@ -422,7 +441,7 @@ class CacheTracer:
             pinned, ttl_sec, max_reuse, stream_id,
         )
         self._entries[h] = _Entry(obj, r.shape, r.dtype, None)
-        return str(h)
+        return _remember(h)
 
     def _allocate(
         self,
@@ -446,11 +465,18 @@ class CacheTracer:
         ts = self._ts()
         d = ts.desc
         last = ts.last
-        d.ptr = ptr
-        d.nbytes = nbytes
-        d.device = device
-        d.device_ordinal = ordinal
-        d.stream = stream
+        # Fields are set only when they change (a ctypes field store costs
+        # about twice an int comparison); last[7:13] mirror them.
+        if ptr != last[7]:
+            d.ptr = last[7] = ptr
+        if nbytes != last[8]:
+            d.nbytes = last[8] = nbytes
+        if device != last[9]:
+            d.device = last[9] = device
+        if ordinal != last[10]:
+            d.device_ordinal = last[10] = ordinal
+        if stream != last[11]:
+            d.stream = last[11] = stream
         # Identifier strings are re-encoded only when they change (per thread).
         if tenant_id is not last[0]:
             d.tenant_id = _b(tenant_id, "tenant_id")
@@ -493,7 +519,8 @@ class CacheTracer:
             d.max_reuse = int(max_reuse)
         if pinned:
             flags |= L.KVH_ALLOC_PINNED
-        d.flags = flags
+        if flags != last[12]:
+            d.flags = last[12] = flags
         self._lib.kvh_allocate(t, ts.pdesc, ts.pout)
         return ts.out.value
 
@@ -632,9 +659,14 @@ class CacheTracer:
         """
         t = self._tp()
         h = _handle_int(handle)
-        o = self._opts(h, async_, verify, double_pass, samples)
+        e = self._entries.get(h)
+        if async_ or not verify or double_pass is not None or samples is not None or e is not None and e.stream is not None:
+            o = self._opts(h, async_, verify, double_pass, samples)
+            po = ctypes.byref(o) if o is not None else None
+        else:
+            po = None  # library defaults (the common case, spelled out: no call to _opts)
         ts = self._ts()
-        self._lib.kvh_sanitize(t, h, ctypes.byref(o) if o is not None else None, ts.pcov)
+        self._lib.kvh_sanitize(t, h, po, ts.pcov)
         return ts.cov.value
 
     def sanitize_many(

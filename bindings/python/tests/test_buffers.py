@@ -174,6 +174,19 @@ def test_consecutive_allocations_do_not_leak_fields(tracer: CacheTracer, log_pat
     assert recs[hs[0]]["shape"] == [4, 4]
     assert recs[hs[2]]["ttl_sec"] == 100.0
     assert recs[hs[0]].get("ttl_sec") is None
+    # pointer, size and flags follow too: a tracked array between two
+    # library-owned buffers, a pinned one before an unpinned one
+    arr = np.ones(32, dtype=np.uint8)
+    h1 = tracer.allocate(tenant_id="a", request_id="r5", model_id="m1", shape=(16,), dtype="uint8", pinned=True)
+    h2 = tracer.track(arr, tenant_id="a", request_id="r6", model_id="m1")
+    h3 = tracer.allocate(tenant_id="a", request_id="r7", model_id="m1", shape=(16,), dtype="uint8")
+    i1, i2, i3 = tracer.info(h1), tracer.info(h2), tracer.info(h3)
+    assert i1.library_owned and i3.library_owned and not i2.library_owned
+    assert i2.ptr == arr.__array_interface__["data"][0] and i2.nbytes == 32
+    assert i3.ptr not in (0, i1.ptr, i2.ptr) and i3.nbytes == 16
+    tracer.flush()
+    recs = {str(r.get("handle")): r for r in records_for_all(log_path, "allocate")}
+    assert recs[h1]["pinned"] is True and recs[h3]["pinned"] is False
 
 
 def records_for_all(path: Path, event: str):
