@@ -93,22 +93,27 @@ func drawInto(words uint64, ks []byte, f func(off uint64)) {
 }
 
 // drawSmall is drawInto for at most smallDraws draws, without callbacks: the displaced
-// entries of the permutation live in arrays, and the offsets go to out.
+// entries of the permutation live in arrays, and the offsets go to out. held has bit k%64
+// set for every displaced entry k, so a draw whose i and j both miss it (most of them, in
+// a range of thousands of words) skips the search of the arrays.
 func drawSmall(words uint64, ks []byte, out *[smallDraws]uint64) []uint64 {
 	n := uint64(len(ks) / 8)
 	var keys, vals [smallDraws]uint64
+	var held uint64
 	m := 0
 	for i := uint64(0); i < n; i++ {
 		hi, _ := bits.Mul64(binary.LittleEndian.Uint64(ks[8*i:]), words-i)
 		j := i + hi
 		vi, vj := i, j
 		kj := -1
-		for k := 0; k < m; k++ {
-			if keys[k] == i {
-				vi = vals[k]
-			}
-			if keys[k] == j {
-				vj, kj = vals[k], k
+		if held&(1<<(i&63)|1<<(j&63)) != 0 {
+			for k := 0; k < m; k++ {
+				if keys[k] == i {
+					vi = vals[k]
+				}
+				if keys[k] == j {
+					vj, kj = vals[k], k
+				}
 			}
 		}
 		if j != i {
@@ -117,6 +122,7 @@ func drawSmall(words uint64, ks []byte, out *[smallDraws]uint64) []uint64 {
 			} else {
 				keys[m], vals[m] = j, vi
 				m++
+				held |= 1 << (j & 63)
 			}
 		}
 		out[i] = vj * SampleWordBytes

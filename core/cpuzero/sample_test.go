@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math/big"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -73,6 +74,26 @@ func refShuffle(words uint64, stream []byte, n int) []uint64 {
 		out = append(out, 8*perm[i])
 	}
 	return out
+}
+
+// TestDrawSmallMatchesShuffle runs the array shuffle against the dense reference on
+// random streams, with ranges barely larger than the draw count (many collisions between
+// draws, and entries whose bits alias in drawSmall's filter) and large ones.
+func TestDrawSmallMatchesShuffle(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	var out [smallDraws]uint64
+	for iter := 0; iter < 20000; iter++ {
+		n := 1 + r.IntN(smallDraws)
+		words := uint64(n) + 1 + uint64(r.IntN(40))
+		if iter%4 == 0 {
+			words = uint64(n) + 1 + r.Uint64N(1<<14)
+		}
+		ks := make([]byte, 8*n)
+		for i := range ks {
+			ks[i] = byte(r.Uint32())
+		}
+		require.Equal(t, refShuffle(words, ks, n), drawSmall(words, ks, &out), "words %d n %d", words, n)
+	}
 }
 
 func TestSamplePositionsMatchSpec(t *testing.T) {
@@ -305,4 +326,20 @@ func TestRangeSamplerVerifyMany(t *testing.T) {
 	big[1][p40[39]+7] = 3
 	s.VerifyMany(big, 3, 40, nz[:2])
 	require.Equal(t, []uint64{0, 2}, nz[:2])
+}
+
+// BenchmarkDrawSmall is the position draw of one range in a sampled pool release (8
+// samples of a 32 KiB region: 4096 words); a 1024-block x 64-region release makes 65 536.
+func BenchmarkDrawSmall(b *testing.B) {
+	ks := make([]byte, 8*8*1024)
+	for i := range ks {
+		ks[i] = byte(i*131 + i>>3)
+	}
+	var out [smallDraws]uint64
+	i := 0
+	for b.Loop() {
+		k := (i % 1024) * 64
+		drawSmall(4096, ks[k:k+64], &out)
+		i++
+	}
 }
