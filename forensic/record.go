@@ -52,6 +52,23 @@ func topLevelSeq(prefix []byte) (uint64, bool) {
 	return topLevelUint(prefix, pat)
 }
 
+// topLevelSeqAt is topLevelSeq with a guess of where `,"seq":` starts (the
+// offset in the previous line of a log: lines of one layout share it), in
+// *at; it updates the guess. A match at the guess with no '{' before it is
+// the top-level key: `,"` cannot occur inside a string, nested keys sit
+// after a '{', and top-level keys are unique in canonical bytes.
+func topLevelSeqAt(prefix []byte, at *int) (uint64, bool) {
+	const pat = `,"seq":`
+	if i := *at; i > 0 && i+len(pat) <= len(prefix) && string(prefix[i:i+len(pat)]) == pat && bytes.IndexByte(prefix[1:i], '{') < 0 {
+		return parseUintAt(prefix[i+len(pat):])
+	}
+	if i := indexSeqKey(prefix); i > 0 && bytes.IndexByte(prefix[1:i], '{') < 0 {
+		*at = i
+		return parseUintAt(prefix[i+len(pat):])
+	}
+	return topLevelUint(prefix, pat)
+}
+
 // indexSeqKey is bytes.Index(prefix, `,"seq":`), searching for the rare
 // 'q' instead of the ',' that starts every key (bytes.Index stops at each).
 func indexSeqKey(prefix []byte) int {

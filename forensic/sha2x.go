@@ -260,10 +260,29 @@ func (m *sha2Mac) finishMac(mac *[32]byte) {
 // into '0'..'9', 'a'..'f' with byte-wise arithmetic that cannot carry.
 func hexEncode32(dst *[64]byte, src *[32]byte) {
 	for i := 0; i < 8; i++ {
-		w := binary.LittleEndian.Uint32(src[4*i:])
-		v := uint64(w&0xff) | uint64(w>>8&0xff)<<16 | uint64(w>>16&0xff)<<32 | uint64(w>>24)<<48
-		n := (v>>4)&0x000f000f000f000f | (v&0x000f000f000f000f)<<8
-		ge10 := ((n + 0x0606060606060606) >> 4) & 0x0101010101010101
-		binary.LittleEndian.PutUint64(dst[8*i:], n+0x3030303030303030+ge10*('a'-'0'-10))
+		binary.LittleEndian.PutUint64(dst[8*i:], hexWord(binary.LittleEndian.Uint32(src[4*i:])))
 	}
+}
+
+// hexWord is the lowercase hex of the four bytes of w (little-endian, first
+// byte first), eight ASCII digits packed little-endian.
+func hexWord(w uint32) uint64 {
+	v := uint64(w&0xff) | uint64(w>>8&0xff)<<16 | uint64(w>>16&0xff)<<32 | uint64(w>>24)<<48
+	n := (v>>4)&0x000f000f000f000f | (v&0x000f000f000f000f)<<8
+	ge10 := ((n + 0x0606060606060606) >> 4) & 0x0101010101010101
+	return n + 0x3030303030303030 + ge10*('a'-'0'-10)
+}
+
+// hexEqual32 reports whether h is the lowercase hex of sum, in time that
+// does not depend on where they differ (it compares eight digits at a time
+// as they are encoded, with no early exit).
+func hexEqual32(sum *[32]byte, h []byte) bool {
+	if len(h) != 64 {
+		return false
+	}
+	var diff uint64
+	for i := 0; i < 8; i++ {
+		diff |= hexWord(binary.LittleEndian.Uint32(sum[4*i:])) ^ binary.LittleEndian.Uint64(h[8*i:])
+	}
+	return diff == 0
 }

@@ -165,3 +165,29 @@ func TestHexEncode32(t *testing.T) {
 		require.Equal(t, hex.EncodeToString(src[:]), string(dst[:]))
 	}
 }
+
+// TestHexEqual32: equal to the hex of the digest and nothing else: any one
+// digit changed (to another digit, to upper case), another length.
+func TestHexEqual32(t *testing.T) {
+	var src [32]byte
+	for v := 0; v < 64; v++ {
+		for i := range src {
+			src[i] = byte(v*7 + i*37)
+		}
+		h := []byte(hex.EncodeToString(src[:]))
+		require.True(t, hexEqual32(&src, h))
+		for i := range h {
+			for _, c := range []byte("0123456789abcdefABCDEF \x00") {
+				if c == h[i] {
+					continue
+				}
+				bad := append([]byte(nil), h...)
+				bad[i] = c
+				require.False(t, hexEqual32(&src, bad), "%s", bad)
+			}
+		}
+		require.False(t, hexEqual32(&src, h[:63]))
+		require.False(t, hexEqual32(&src, append(h, '0')))
+		require.False(t, hexEqual32(&src, nil))
+	}
+}

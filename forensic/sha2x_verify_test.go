@@ -3,6 +3,7 @@ package forensic
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -244,5 +245,41 @@ func TestRFCLeafMatchesHasher(t *testing.T) {
 	for _, n := range []int{0, 1, 32, 40} {
 		b := bytes.Repeat([]byte{byte(n)}, n)
 		require.Equal(t, leafOf(b), rfcLeaf(b), n)
+	}
+}
+
+// TestTopLevelSeqAt: with any guess (none, stale, pointing at a nested
+// "seq"), the guided search finds what topLevelSeq finds.
+func TestTopLevelSeqAt(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	var prefixes [][]byte
+	for i := 0; i < 300; i++ {
+		m := map[string]any{}
+		if r.IntN(5) > 0 {
+			m["seq"] = r.Uint64N(1 << 40)
+		}
+		for j := 0; j < r.IntN(5); j++ {
+			m[randKey(r)] = randValue(r, 0)
+		}
+		if r.IntN(3) == 0 {
+			m["a"+randKey(r)] = map[string]any{"a": 1, "seq": 7, "x": []any{map[string]any{"b": 2, "seq": 8}}}
+		}
+		if r.IntN(3) == 0 {
+			m["s"] = `x,"seq":9`
+		}
+		b, err := Canonical(m)
+		require.NoError(t, err)
+		prefixes = append(prefixes, b[:len(b)-1])
+	}
+	at := 0
+	for _, p := range prefixes {
+		for _, guess := range []int{at, 0, r.IntN(len(p) + 1), bytes.Index(p, []byte(`,"seq":`))} {
+			g := guess
+			v1, ok1 := topLevelSeqAt(p, &g)
+			v0, ok0 := topLevelSeq(p)
+			require.Equal(t, ok0, ok1, "%s (guess %d)", p, guess)
+			require.Equal(t, v0, v1, "%s (guess %d)", p, guess)
+		}
+		topLevelSeqAt(p, &at)
 	}
 }

@@ -116,6 +116,7 @@ type verifier struct {
 	mac     hash.Hash
 	sum     []byte
 	hx      [64]byte
+	seqAt   int // where the last line's top-level `,"seq":` was (topLevelSeqAt)
 	lastSeq uint64
 	haveSeq bool
 	prunes  []PrunedFile
@@ -345,21 +346,20 @@ func (v *verifier) take(fs *fileSum, name string, lineNo int, line []byte, prevp
 // to be parsed, the parsed object.
 func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) (curr []byte, seq uint64, hasSeq bool, m map[string]any, ok bool) {
 	if prefix, c, mac, fast := fastSplit(line); fast {
-		var macSum *[32]byte // HMAC computed along with the hash
+		// digests are compared with the line's hex digits as they are
+		// encoded (hexEqual32), in constant time, without a hex buffer
+		var sum, ms [32]byte
+		macDone := false // ms already holds the HMAC, computed along with the hash
 		switch {
 		case v.pre != nil: // hashed with its neighbour (verifyReader)
-			hexEncode32(&v.hx, v.pre)
+			sum = *v.pre
 		case v.dual != nil && v.fs == nil:
-			var sum, ms [32]byte
 			v.dual.sumMacChain(&sum, &ms, prev, prefix)
-			hexEncode32(&v.hx, &sum)
-			if v.dual.keyed {
-				macSum = &ms
-			}
+			macDone = v.dual.keyed
 		default:
-			v.hexSum(v.sha, prev, prefix, closeBrace)
+			v.binSum(&sum, v.sha, prev, prefix, closeBrace)
 		}
-		if bytes.Equal(v.hx[:], c) {
+		if hexEqual32(&sum, c) {
 			if v.fs != nil {
 				r := fsParseRecord(prefix, nil)
 				r.prev, r.canonA, r.canonB, r.macHex = prev, prefix, closeBrace, mac
@@ -370,17 +370,15 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 				if mac == nil {
 					v.fail(name, lineNo, ReasonMissingHMAC, "record has no hmac")
 				} else {
-					if macSum != nil {
-						hexEncode32(&v.hx, macSum)
-					} else {
-						v.hexSum(v.mac, prev, prefix, closeBrace)
+					if !macDone {
+						v.binSum(&ms, v.mac, prev, prefix, closeBrace)
 					}
-					if !hmac.Equal(v.hx[:], mac) {
+					if !hexEqual32(&ms, mac) {
 						v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
 					}
 				}
 			}
-			seq, hasSeq = topLevelSeq(prefix)
+			seq, hasSeq = topLevelSeqAt(prefix, &v.seqAt)
 			return c, seq, hasSeq, nil, true
 		}
 	}
@@ -447,27 +445,35 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 // seedHashesMatch reports whether the projection canon of a seed-layout
 // line hashes to the line's curr_hash and, with a key, its hmac (v.tc).
 func (v *verifier) seedHashesMatch(prev, canon []byte) bool {
-	var macSum *[32]byte // HMAC computed along with the hash
+	var sum, ms [32]byte
+	macDone := false // ms already holds the HMAC, computed along with the hash
 	if v.dual != nil && v.dual.keyed && v.tc.mac != nil && len(canon) > 0 && canon[len(canon)-1] == '}' {
-		var sum, ms [32]byte
 		v.dual.sumMacChain(&sum, &ms, prev, canon[:len(canon)-1])
-		hexEncode32(&v.hx, &sum)
-		macSum = &ms
+		macDone = true
 	} else {
-		v.hexSum(v.sha, prev, canon, nil)
+		v.binSum(&sum, v.sha, prev, canon, nil)
 	}
-	if !bytes.Equal(v.hx[:], v.tc.curr) {
+	if !hexEqual32(&sum, v.tc.curr) {
 		return false
 	}
 	if v.mac == nil {
 		return true
 	}
-	if macSum != nil {
-		hexEncode32(&v.hx, macSum)
-	} else {
-		v.hexSum(v.mac, prev, canon, nil)
+	if !macDone {
+		v.binSum(&ms, v.mac, prev, canon, nil)
 	}
-	return hmac.Equal(v.hx[:], v.tc.mac)
+	return hexEqual32(&ms, v.tc.mac)
+}
+
+// binSum puts the digest of a || b || c under h (the chain hash or the HMAC)
+// in sum.
+func (v *verifier) binSum(sum *[32]byte, h hash.Hash, a, b, c []byte) {
+	h.Reset()
+	h.Write(a)
+	h.Write(b)
+	h.Write(c)
+	v.sum = h.Sum(v.sum[:0])
+	copy(sum[:], v.sum)
 }
 
 // hexSum puts the hex digest of a || b || c under h (the chain hash or the
