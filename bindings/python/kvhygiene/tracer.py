@@ -660,11 +660,12 @@ class CacheTracer:
         t = self._tp()
         h = _handle_int(handle)
         e = self._entries.get(h)
-        if async_ or not verify or double_pass is not None or samples is not None or e is not None and e.stream is not None:
+        defaults = not async_ and verify and double_pass is None and samples is None
+        if defaults and (e is None or e.stream is None):
+            po = None  # library defaults: the common case, without a call to _opts
+        else:
             o = self._opts(h, async_, verify, double_pass, samples)
             po = ctypes.byref(o) if o is not None else None
-        else:
-            po = None  # library defaults (the common case, spelled out: no call to _opts)
         ts = self._ts()
         self._lib.kvh_sanitize(t, h, po, ts.pcov)
         return ts.cov.value
