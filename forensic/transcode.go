@@ -212,13 +212,8 @@ func (t *transcoder) top() error {
 			}
 			i = e
 		case c >= '0' && c <= '9' || c == '-':
-			e, plain := i+1, c != '-'
-			for e < len(in) && isNumByte(in[e]) {
-				plain = plain && in[e] >= '0' && in[e] <= '9'
-				e++
-			}
-			// digits only, no leading zero: valid without the full check
-			if !(plain && (c != '0' || e == i+1)) && !isJSONNumber(unsafeString(in[i:e])) {
+			e, ok := numberEnd(in, i)
+			if !ok {
 				return errSlow
 			}
 			i = e
@@ -241,16 +236,15 @@ func (t *transcoder) top() error {
 		if nested {
 			v1 = len(t.vals)
 		}
-		m := member{k0: int32(k0), k1: int32(k1), v0: int32(v0), v1: int32(v1), nested: nested}
 		skip := false
 		if n := k1 - k0; n == 3 || n == 4 || n == 9 { // curr_hash, hmac, seq
 			var err error
-			if skip, err = t.special(&m); err != nil {
+			if skip, err = t.special(k0, k1, v0, v1, nested); err != nil {
 				return err
 			}
 		}
 		if !skip {
-			mem = append(mem, m)
+			mem = append(mem, member{k0: int32(k0), k1: int32(k1), v0: int32(v0), v1: int32(v1), nested: nested})
 			sig = (bits.RotateLeft64(sig, 23) ^ keyWord(in, k0, k1)) * 0x9e3779b97f4a7c15
 		}
 		for i < len(in) && isWS(in[i]) {
@@ -269,6 +263,29 @@ func (t *transcoder) top() error {
 		}
 		return errSlow
 	}
+}
+
+// numberEnd returns the end of the number literal at in[i] and whether it
+// is an RFC 8259 number. Plain decimals (digits, at most one '.' between
+// digits, no leading zero), which is what records hold, are checked on the
+// way; anything else gets the full check.
+func numberEnd(in []byte, i int) (int, bool) {
+	e, plain, dot := i, in[i] != '-', -1
+	for e < len(in) && isNumByte(in[e]) {
+		switch c := in[e]; {
+		case c == '.' && dot < 0:
+			dot = e
+		case c < '0' || c > '9':
+			plain = false
+		}
+		e++
+	}
+	// a leading zero only alone or before the '.'; a '.' between digits
+	lead := in[i] != '0' || e == i+1 || dot == i+1
+	if plain && lead && dot != i && dot != e-1 {
+		return e, true
+	}
+	return e, isJSONNumber(unsafeString(in[i:e]))
 }
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -337,12 +354,12 @@ func quoteOrBackslash(in []byte, j int) int {
 // hmac must be strings; their content is left to the verifier, which
 // accepts a line only when they are exactly the lowercase hex digests it
 // computes (checkLine checks an hmac it has no key for with isLowerHex).
-func (t *transcoder) special(m *member) (skip bool, err error) {
-	key := t.in[m.k0:m.k1]
+func (t *transcoder) special(k0, k1, v0, v1 int, nested bool) (skip bool, err error) {
+	key := t.in[k0:k1]
 	switch string(key) {
 	case "curr_hash", "hmac":
-		v := t.in[m.v0:m.v1]
-		if m.nested || v[0] != '"' {
+		v := t.in[v0:v1]
+		if nested || v[0] != '"' {
 			return false, errSlow
 		}
 		if key[0] == 'c' {
@@ -354,8 +371,8 @@ func (t *transcoder) special(m *member) (skip bool, err error) {
 		}
 		return true, nil
 	case "seq":
-		if !m.nested {
-			if n, err := strconv.ParseUint(unsafeString(t.in[m.v0:m.v1]), 10, 64); err == nil {
+		if !nested {
+			if n, err := strconv.ParseUint(unsafeString(t.in[v0:v1]), 10, 64); err == nil {
 				t.seq, t.hasSeq = n, true
 			}
 		}
@@ -486,13 +503,24 @@ func (t *transcoder) container(dst []byte) ([]byte, error) {
 
 // value appends the projection of the value at t.pos to dst.
 func (t *transcoder) value(dst []byte) ([]byte, error) {
-	if t.pos < len(t.in) && (t.in[t.pos] == '{' || t.in[t.pos] == '[') {
-		return t.container(dst)
+	if t.pos >= len(t.in) {
+		return nil, errSlow
 	}
 	s := t.pos
-	e, err := scalarEnd(t.in, s)
-	if err != nil {
-		return nil, err
+	var e int
+	switch c := t.in[s]; {
+	case c == '{' || c == '[':
+		return t.container(dst)
+	case c >= '0' && c <= '9' || c == '-':
+		var ok bool
+		if e, ok = numberEnd(t.in, s); !ok {
+			return nil, errSlow
+		}
+	default:
+		var err error
+		if e, err = scalarEnd(t.in, s); err != nil {
+			return nil, err
+		}
 	}
 	t.pos = e
 	return append(dst, t.in[s:e]...), nil
@@ -524,16 +552,8 @@ func scalarEnd(in []byte, i int) (int, error) {
 			j = q + 1
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
-		e := i + 1
-		for e < len(in) {
-			c := in[e]
-			if c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+' {
-				e++
-			} else {
-				break
-			}
-		}
-		if !isJSONNumber(unsafeString(in[i:e])) {
+		e, ok := numberEnd(in, i)
+		if !ok {
 			return 0, errSlow
 		}
 		return e, nil

@@ -299,3 +299,28 @@ func TestHasDuplicateKey(t *testing.T) {
 		require.Equal(t, c.dup, hasDuplicateKey([]byte(c.line)), c.line)
 	}
 }
+
+// TestNumberEnd: the plain-decimal shortcut agrees with isJSONNumber on the
+// whole run of number bytes, for every string of up to five of them.
+func TestNumberEnd(t *testing.T) {
+	alpha := []byte("0123456789.-+eE")
+	var rec func(prefix []byte)
+	n := 0
+	rec = func(prefix []byte) {
+		if len(prefix) > 0 && (prefix[0] == '-' || prefix[0] >= '0' && prefix[0] <= '9') {
+			in := append(append([]byte(nil), prefix...), ',')
+			e, ok := numberEnd(in, 0)
+			require.Equal(t, len(prefix), e, "%s", prefix)
+			require.Equal(t, isJSONNumber(string(prefix)), ok, "%s", prefix)
+			n++
+		}
+		if len(prefix) == 5 {
+			return
+		}
+		for _, c := range alpha {
+			rec(append(prefix, c))
+		}
+	}
+	rec(nil)
+	require.Greater(t, n, 100000)
+}
