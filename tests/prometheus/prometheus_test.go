@@ -78,6 +78,9 @@ func query(ctx context.Context, base, q string) (float64, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return 0, false, nil // listening, storage not ready yet (plain-text 503); same wait
+	}
 	var r queryResult
 	if err := json.Unmarshal(b, &r); err != nil {
 		return 0, false, fmt.Errorf("query %s: %s: %w", q, b, err)
