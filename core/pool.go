@@ -281,14 +281,9 @@ func (t *Tracer) poolLookup(ph PoolHandle) (*pool, error) {
 }
 
 // checkBlocks validates ids (range, duplicates) with the pool's scratch
-// bitmap; p is locked.
-func checkBlocks(op string, p *pool, ids []uint32) error {
-	return scanBlocks(op, p, ids, false)
-}
-
-// scanBlocks is checkBlocks; with assigned it also requires every block to
-// be assigned (pool_release), in the same pass over ids.
-func scanBlocks(op string, p *pool, ids []uint32, assigned bool) error {
+// bitmap; with assigned it also requires every block to be assigned
+// (pool_release), in the same pass over ids. p is locked.
+func checkBlocks(op string, p *pool, ids []uint32, assigned bool) error {
 	if len(ids) == 0 {
 		return errorf(StatusInvalidArg, "%s: no blocks given", op)
 	}
@@ -370,7 +365,7 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 		return err
 	}
 	defer p.mu.Unlock()
-	if err := checkBlocks("pool_assign", p, ids); err != nil {
+	if err := checkBlocks("pool_assign", p, ids, false); err != nil {
 		return err
 	}
 	for _, b := range ids {
@@ -454,7 +449,7 @@ func (t *Tracer) PoolRelease(ph PoolHandle, ids []uint32, async bool) (float64, 
 		return 0, err
 	}
 	defer p.mu.Unlock()
-	if err := scanBlocks("pool_release", p, ids, true); err != nil {
+	if err := checkBlocks("pool_release", p, ids, true); err != nil {
 		return 0, err
 	}
 	return t.releaseLocked(p, slices.Clone(ids), async, p.verify)

@@ -27,7 +27,7 @@ func (t *Tracer) PoolReleaseQuarantine(ph PoolHandle, ids []uint32, reason strin
 		return 0, err
 	}
 	defer p.mu.Unlock()
-	if err := checkBlocks("pool_release_quarantine", p, ids); err != nil {
+	if err := checkBlocks("pool_release_quarantine", p, ids, false); err != nil {
 		return 0, err
 	}
 	for _, b := range ids {

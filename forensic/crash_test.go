@@ -94,12 +94,9 @@ func TestCrashRecovery(t *testing.T) {
 // TestCrashRecoveryInterval is TestCrashRecovery under fsync interval with
 // bursts big enough for the flusher (write and fsync off the writer
 // goroutine): a kill may land mid-write or mid-fsync; every record covered
-// by a returned Flush survives and the chain verifies.
+// by a returned Flush survives and the chain verifies. Its children run
+// TestCrashRecovery, whose mode field picks crashChildInterval.
 func TestCrashRecoveryInterval(t *testing.T) {
-	if os.Getenv(crashEnv) != "" {
-		crashChild()
-		return
-	}
 	kills := 30
 	if testing.Short() {
 		kills = 10

@@ -42,23 +42,21 @@ func fastSplit(line []byte) (prefix, curr, mac []byte, ok bool) {
 
 // topLevelSeq finds the top-level "seq" integer in a canonical object prefix.
 func topLevelSeq(prefix []byte) (uint64, bool) {
-	const pat = `,"seq":`
-	// a match with no '{' before it (past the opening one) is at top level:
-	// strings cannot hold an unescaped '"' and lists hold no keys.
-	if i := indexSeqKey(prefix); i > 0 && bytes.IndexByte(prefix[1:i], '{') < 0 {
-		return parseUintAt(prefix[i+len(pat):])
-	}
-	// nested objects before it: walk with depth tracking
-	return topLevelUint(prefix, pat)
+	var at int // no guess
+	return topLevelSeqAt(prefix, &at)
 }
 
-// topLevelSeqAt is topLevelSeq with a guess of where `,"seq":` starts (the
-// offset in the previous line of a log: lines of one layout share it), in
-// *at; it updates the guess. A match at the guess with no '{' before it is
+// topLevelSeqAt finds the top-level "seq" integer of a canonical object
+// prefix, looking first where *at says `,"seq":` starts (the offset in the
+// previous line of a log: lines of one layout share it; 0: no guess); it
+// updates the guess. A match at the guess with no '{' before it is
 // the top-level key: `,"` cannot occur inside a string, nested keys sit
 // after a '{', and top-level keys are unique in canonical bytes.
 func topLevelSeqAt(prefix []byte, at *int) (uint64, bool) {
 	const pat = `,"seq":`
+	if first := `{"seq":`; len(prefix) > len(first) && string(prefix[:len(first)]) == first {
+		return parseUintAt(prefix[len(first):]) // no record of ours starts so, but one may
+	}
 	if i := *at; i > 0 && i+len(pat) <= len(prefix) && string(prefix[i:i+len(pat)]) == pat && bytes.IndexByte(prefix[1:i], '{') < 0 {
 		return parseUintAt(prefix[i+len(pat):])
 	}

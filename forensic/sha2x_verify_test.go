@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -249,7 +250,7 @@ func TestRFCLeafMatchesHasher(t *testing.T) {
 }
 
 // TestTopLevelSeqAt: with any guess (none, stale, pointing at a nested
-// "seq"), the guided search finds what topLevelSeq finds.
+// "seq"), the search finds what the JSON parser reads as the top-level seq.
 func TestTopLevelSeqAt(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	var prefixes [][]byte
@@ -269,6 +270,9 @@ func TestTopLevelSeqAt(t *testing.T) {
 		}
 		b, err := Canonical(m)
 		require.NoError(t, err)
+		if _, err := parseLine(b); err != nil {
+			continue // e.g. 1e400 encoded as Infinity: not JSON
+		}
 		prefixes = append(prefixes, b[:len(b)-1])
 	}
 	at := 0
@@ -276,7 +280,9 @@ func TestTopLevelSeqAt(t *testing.T) {
 		for _, guess := range []int{at, 0, r.IntN(len(p) + 1), bytes.Index(p, []byte(`,"seq":`))} {
 			g := guess
 			v1, ok1 := topLevelSeqAt(p, &g)
-			v0, ok0 := topLevelSeq(p)
+			m, err := parseLine(append(slices.Clone(p), '}'))
+			require.NoError(t, err)
+			v0, ok0 := getUint(m, "seq")
 			require.Equal(t, ok0, ok1, "%s (guess %d)", p, guess)
 			require.Equal(t, v0, v1, "%s (guess %d)", p, guess)
 		}

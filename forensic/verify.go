@@ -115,7 +115,6 @@ type verifier struct {
 	sha     hash.Hash
 	mac     hash.Hash
 	sum     []byte
-	hx      [64]byte
 	seqAt   int // where the last line's top-level `,"seq":` was (topLevelSeqAt)
 	lastSeq uint64
 	haveSeq bool
@@ -409,8 +408,9 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		v.fail(name, lineNo, ReasonMalformed, err.Error())
 		return nil, 0, false, nil, false
 	}
-	v.hexSum(v.sha, prev, canon, nil)
-	if !hmac.Equal(v.hx[:], []byte(c)) {
+	var sum [32]byte
+	v.binSum(&sum, v.sha, prev, canon, nil)
+	if !hexEqual32(&sum, []byte(c)) {
 		v.fail(name, lineNo, ReasonBadHash, "curr_hash does not match SHA-256(prev_hash + canonical record)")
 	} else if ourLayout || proj != nil && (v.tc.dup || !bytes.Equal(proj, canon) || string(v.tc.curr) != c || hasMac && string(v.tc.mac) != mac) ||
 		hasDuplicateKey(line) {
@@ -432,8 +432,8 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		if !hasMac {
 			v.fail(name, lineNo, ReasonMissingHMAC, "record has no hmac")
 		} else {
-			v.hexSum(v.mac, prev, canon, nil)
-			if !hmac.Equal(v.hx[:], []byte(mac)) {
+			v.binSum(&sum, v.mac, prev, canon, nil)
+			if !hexEqual32(&sum, []byte(mac)) {
 				v.fail(name, lineNo, ReasonBadHMAC, "hmac does not match")
 			}
 		}
@@ -474,17 +474,6 @@ func (v *verifier) binSum(sum *[32]byte, h hash.Hash, a, b, c []byte) {
 	h.Write(c)
 	v.sum = h.Sum(v.sum[:0])
 	copy(sum[:], v.sum)
-}
-
-// hexSum puts the hex digest of a || b || c under h (the chain hash or the
-// HMAC) in v.hx.
-func (v *verifier) hexSum(h hash.Hash, a, b, c []byte) {
-	h.Reset()
-	h.Write(a)
-	h.Write(b)
-	h.Write(c)
-	v.sum = h.Sum(v.sum[:0])
-	hex.Encode(v.hx[:], v.sum)
 }
 
 // collectPrunes reads the prune records of a file set. Only needed when the

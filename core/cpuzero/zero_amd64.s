@@ -6,6 +6,20 @@
 // Every path stores or loads only inside [start, start+length): sizes that are not a
 // multiple of the vector width are covered by overlapping unaligned accesses.
 
+// NT_FINISH ends a non-temporal kernel at its partial label: SFENCE orders the streaming
+// stores, then the 0..63 bytes [DI, R8) of a last partial line, if any, are zeroed with
+// regular stores (only inside the range) by a tail call of the temporal kernel small;
+// with none it jumps to the kernel's done label.
+#define NT_FINISH(small) \
+	SFENCE; \
+	VZEROUPPER; \
+	MOVQ R8, BX; \
+	SUBQ DI, BX; \
+	JZ   done; \
+	MOVQ DI, b_base+0(FP); \
+	MOVQ BX, b_len+8(FP); \
+	JMP  small(SB)
+
 // ---------------------------------------------------------------------------------------
 // func zeroAVX2(b []byte)
 TEXT ·zeroAVX2(SB), NOSPLIT, $0-24
@@ -141,14 +155,7 @@ lines:
 	JMP  lines
 
 partial:
-	SFENCE
-	VZEROUPPER
-	MOVQ R8, BX
-	SUBQ DI, BX               // 0..63 bytes of a last partial line
-	JZ   done
-	MOVQ DI, b_base+0(FP)     // regular stores inside [DI, end) only
-	MOVQ BX, b_len+8(FP)
-	JMP  ·zeroAVX2(SB)
+	NT_FINISH(·zeroAVX2)
 
 done:
 	RET
@@ -294,14 +301,7 @@ lines:
 	JMP  lines
 
 partial:
-	SFENCE
-	VZEROUPPER
-	MOVQ R8, BX
-	SUBQ DI, BX               // 0..63 bytes of a last partial line
-	JZ   done
-	MOVQ DI, b_base+0(FP)     // regular stores inside [DI, end) only
-	MOVQ BX, b_len+8(FP)
-	JMP  ·zeroAVX512(SB)
+	NT_FINISH(·zeroAVX512)
 
 done:
 	RET

@@ -1,13 +1,6 @@
 package cudazero
 
-/*
-#include "shim.h"
-
-static kvh_CUresult kvhcu_p_launch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids, unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter, kvh_CUdeviceptr result) {
-  void *params[7] = {&regions, &nregions, &ids, &nblocks, &nchunk, &counter, &result};
-  return c->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, (kvh_CUstream)s, params, NULL);
-}
-*/
+// #include "shim.h"
 import "C"
 
 import (
@@ -174,7 +167,7 @@ func (op *Op) enqueuePool(stream uint64, regions []PoolRegion, blocks []uint32, 
 
 // launchPool launches one pool kernel and finishes the enqueue.
 func (op *Op) launchPool(name string, fn C.kvh_CUfunction, s *slot, st C.uintptr_t, grid uint64, regs C.kvh_CUdeviceptr, nr C.uint, ids C.kvh_CUdeviceptr, nb C.uint, nchunk uint32, ctr, result C.kvh_CUdeviceptr) error {
-	if err := op.d.check("cuLaunchKernel("+name+")", C.kvhcu_p_launch(op.d.cu, fn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), ctr, result)); err != nil {
+	if err := op.d.check("cuLaunchKernel("+name+")", C.kvhcu_pool_launch(op.d.cu, fn, C.uint(grid), blockDim, st, regs, nr, ids, nb, C.uint(nchunk), ctr, result)); err != nil {
 		return err
 	}
 	return op.finishEnqueue(s, st)

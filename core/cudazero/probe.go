@@ -11,10 +11,6 @@ static kvh_CUresult kvhcu_q_pop(const kvh_cu *c) { kvh_CUcontext x; return c->Ct
 static kvh_CUresult kvhcu_q_dev(const kvh_cu *c, kvh_CUdevice *d) { return c->CtxGetDevice(d); }
 static kvh_CUresult kvhcu_q_h2d(const kvh_cu *c, kvh_CUdeviceptr d, const void *h, size_t n, uintptr_t s) { return c->MemcpyHtoDAsync(d, h, n, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_q_d2h(const kvh_cu *c, void *h, kvh_CUdeviceptr d, size_t n, uintptr_t s) { return c->MemcpyDtoHAsync(h, d, n, (kvh_CUstream)s); }
-static kvh_CUresult kvhcu_q_plaunch(const kvh_cu *c, kvh_CUfunction f, unsigned int grid, unsigned int block, uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids, unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter, kvh_CUdeviceptr result) {
-  void *params[7] = {&regions, &nregions, &ids, &nblocks, &nchunk, &counter, &result};
-  return c->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, (kvh_CUstream)s, params, NULL);
-}
 static kvh_CUresult kvhcu_q_d32(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, uintptr_t s) { return c->MemsetD32Async(p, 0, n, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_q_record(const kvh_cu *c, kvh_CUevent e, uintptr_t s) { return c->EventRecord(e, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_q_sync(const kvh_cu *c, kvh_CUevent e) { return c->EventSynchronize(e); }
@@ -119,16 +115,16 @@ func (d *Driver) probeSteps(ordinal int, stream uint64, regions []PoolRegion, bl
 					}
 					s.counterZero = true
 				}
-				if err := d.check("launch zero+verify", C.kvhcu_q_plaunch(d.cu, cs.poolZeroVerifyFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, s.dev, C.kvh_CUdeviceptr(uintptr(s.host)))); err != nil {
+				if err := d.check("launch zero+verify", C.kvhcu_pool_launch(d.cu, cs.poolZeroVerifyFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, s.dev, C.kvh_CUdeviceptr(uintptr(s.host)))); err != nil {
 					return err
 				}
 				mark("cuLaunchKernel pool_zero_verify")
 			} else {
-				if err := d.check("launch zero", C.kvhcu_q_plaunch(d.cu, cs.poolZeroFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, 0, 0)); err != nil {
+				if err := d.check("launch zero", C.kvhcu_pool_launch(d.cu, cs.poolZeroFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, 0, 0)); err != nil {
 					return err
 				}
 				mark("cuLaunchKernel pool_zero")
-				if err := d.check("launch verify", C.kvhcu_q_plaunch(d.cu, cs.poolVerifyFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, s.dev, 0)); err != nil {
+				if err := d.check("launch verify", C.kvhcu_pool_launch(d.cu, cs.poolVerifyFn, grid, blockDim, st, regs, nr, ids, nb, nchunk, s.dev, 0)); err != nil {
 					return err
 				}
 				mark("cuLaunchKernel pool_verify")

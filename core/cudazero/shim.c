@@ -160,6 +160,14 @@ kvh_CUresult kvhcu_launch(const kvh_cu *cu, kvh_CUfunction f, unsigned int grid,
   return cu->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, s, params, NULL);
 }
 
+kvh_CUresult kvhcu_pool_launch(const kvh_cu *cu, kvh_CUfunction f, unsigned int grid, unsigned int block,
+                             uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids,
+                             unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter,
+                             kvh_CUdeviceptr result) {
+  void *params[7] = {&regions, &nregions, &ids, &nblocks, &nchunk, &counter, &result};
+  return cu->LaunchKernel(f, grid, 1, 1, block, 1, 1, 0, (kvh_CUstream)s, params, NULL);
+}
+
 const char *kvhcu_err_name(const kvh_cu *cu, kvh_CUresult r) {
   const char *name = NULL;
   if (cu->GetErrorName == NULL || cu->GetErrorName(r, &name) != 0 || name == NULL) return NULL;

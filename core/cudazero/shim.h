@@ -72,6 +72,11 @@ kvh_CUresult kvhcu_ptr_attrs(const kvh_cu *cu, kvh_CUdeviceptr p, unsigned int *
 kvh_CUresult kvhcu_launch(const kvh_cu *cu, kvh_CUfunction f, unsigned int grid, unsigned int block,
                         kvh_CUstream s, kvh_CUdeviceptr table, unsigned int n,
                         kvh_CUdeviceptr counter, kvh_CUdeviceptr result);
+/* One launch of a pool kernel (ptx.go): regions, nregions, ids, nblocks, nchunk, counter, result. */
+kvh_CUresult kvhcu_pool_launch(const kvh_cu *cu, kvh_CUfunction f, unsigned int grid, unsigned int block,
+                             uintptr_t s, kvh_CUdeviceptr regions, unsigned int nregions, kvh_CUdeviceptr ids,
+                             unsigned int nblocks, unsigned int nchunk, kvh_CUdeviceptr counter,
+                             kvh_CUdeviceptr result);
 const char *kvhcu_err_name(const kvh_cu *cu, kvh_CUresult r);
 
 #endif
