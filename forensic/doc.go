@@ -55,13 +55,17 @@ Field values of type Text (a string the caller already validated as UTF-8)
 and Decimal (an unsigned integer written as a string of its decimal digits,
 e.g. a handle) are logged exactly as the strings they stand for.
 
-Hashing: on amd64 CPUs with SHA-NI the writer computes a line's curr_hash and
-hmac together, and the keyless verifier two consecutive lines together, with
-a two-lane SHA-256 (sha2x*.go; the assembly is generated from Go's own SHA-NI
-block function by benchmarks/forensic/gen_sha2x.py): one message is bound by
-the latency of the SHA-NI rounds, so two interleaved cost little more.
-Elsewhere crypto/sha256 and crypto/hmac are used. Both are tested against
-crypto/sha256 and crypto/hmac (FuzzSHA2x).
+Hashing: on amd64 CPUs with SHA-NI the writer and the verifier compute a
+line's curr_hash and hmac together, the keyless verifier two consecutive
+lines together, and the keyed verifier the outer blocks of two consecutive
+lines' hmacs together, with a two-lane SHA-256 (sha2x*.go; the assembly is
+generated from Go's own SHA-NI block function by
+benchmarks/forensic/gen_sha2x.py): one message is bound by the latency of the
+SHA-NI rounds, so two interleaved cost little more. Elsewhere crypto/sha256
+and crypto/hmac are used. Both are tested against crypto/sha256 and
+crypto/hmac (FuzzSHA2x). The verifier compares a digest with a line's 64 hex
+digits as it encodes them, in constant time (hex*.go; SSSE3/AVX assembly on
+amd64).
 
 # Files, rotation, locking
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -118,9 +117,9 @@ func (f *fsVerifier) check(v *verifier, name string, lineNo int, r *fsFields) {
 		m.Write(r.prev)
 		m.Write(r.canonA)
 		m.Write(r.canonB)
-		var hx [64]byte
-		hex.Encode(hx[:], m.Sum(f.buf[:0]))
-		if !hmac.Equal(hx[:], r.macHex) {
+		var sum [32]byte
+		copy(sum[:], m.Sum(f.buf[:0]))
+		if !hexEqual32(&sum, r.macHex) {
 			v.fail(name, lineNo, ReasonFSBadMAC, fmt.Sprintf("hmac does not match the key of epoch %d (kid %s, key fs:%s)", r.fse, r.kid, f.key.ID()))
 		}
 	}

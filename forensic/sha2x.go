@@ -221,6 +221,33 @@ func (m *sha2Mac) sumMacChain(sum, mac *[32]byte, prev, body []byte) {
 	m.finishMac(mac)
 }
 
+// sumMacChain2 is sumMacChain of two records, A and B: each record's hash
+// and HMAC inner hash run interleaved as in sumMacChain, and the two outer
+// blocks, which would each run alone, run together. keyed only.
+func (m *sha2Mac) sumMacChain2(sumA, macA, sumB, macB *[32]byte, prevA, bodyA, prevB, bodyB []byte) {
+	if len(prevA) != 64 || len(prevB) != 64 || !m.keyed {
+		m.sumMacChain(sumA, macA, prevA, bodyA)
+		m.sumMacChain(sumB, macB, prevB, bodyB)
+		return
+	}
+	m.chain2(&m.in, prevA, bodyA, prevA, bodyA, 64)
+	m.a.sum(sumA)
+	innerA := m.b.st
+	m.chain2(&m.in, prevB, bodyB, prevB, bodyB, 64)
+	m.a.sum(sumB)
+	var oa, ob [64]byte
+	outerBlock(&oa, &innerA)
+	outerBlock(&ob, &m.b.st)
+	var s [16]uint32
+	copy(s[:8], m.out[:])
+	copy(s[8:], m.out[:])
+	m.block(&s, &oa[0], &ob[0], 1)
+	copy(m.a.st[:], s[:8])
+	copy(m.b.st[:], s[8:])
+	m.a.sum(macA)
+	m.b.sum(macB)
+}
+
 // chain2 runs lane a from the SHA-256 IV over prevA || bodyA || '}' and lane
 // b from ivB (the IV, or the HMAC inner key state, which has hashed offB
 // bytes already) over prevB || bodyB || '}', both prevs 64 bytes: the common
@@ -245,44 +272,18 @@ func (m *sha2Mac) chain2(ivB *[8]uint32, prevA, bodyA, prevB, bodyB []byte, offB
 // finishMac turns the inner state in m.b into the HMAC (one outer block).
 func (m *sha2Mac) finishMac(mac *[32]byte) {
 	var ob [64]byte
-	for i, v := range m.b.st {
-		binary.BigEndian.PutUint32(ob[4*i:], v)
-	}
-	ob[32] = 0x80
-	binary.BigEndian.PutUint64(ob[56:], (64+32)*8)
+	outerBlock(&ob, &m.b.st)
 	m.b.st = m.out
 	m.run1(&m.b.st, ob[:])
 	m.b.sum(mac)
 }
 
-// hexEncode32 is hex.Encode for a digest, eight digits at a time: the
-// nibbles of four bytes are spread over the bytes of a uint64 and turned
-// into '0'..'9', 'a'..'f' with byte-wise arithmetic that cannot carry.
-func hexEncode32(dst *[64]byte, src *[32]byte) {
-	for i := 0; i < 8; i++ {
-		binary.LittleEndian.PutUint64(dst[8*i:], hexWord(binary.LittleEndian.Uint32(src[4*i:])))
+// outerBlock sets ob to the HMAC's outer message block for the inner
+// state st: the inner digest and the padding of a 64+32-byte message.
+func outerBlock(ob *[64]byte, st *[8]uint32) {
+	for i, v := range st {
+		binary.BigEndian.PutUint32(ob[4*i:], v)
 	}
-}
-
-// hexWord is the lowercase hex of the four bytes of w (little-endian, first
-// byte first), eight ASCII digits packed little-endian.
-func hexWord(w uint32) uint64 {
-	v := uint64(w&0xff) | uint64(w>>8&0xff)<<16 | uint64(w>>16&0xff)<<32 | uint64(w>>24)<<48
-	n := (v>>4)&0x000f000f000f000f | (v&0x000f000f000f000f)<<8
-	ge10 := ((n + 0x0606060606060606) >> 4) & 0x0101010101010101
-	return n + 0x3030303030303030 + ge10*('a'-'0'-10)
-}
-
-// hexEqual32 reports whether h is the lowercase hex of sum, in time that
-// does not depend on where they differ (it compares eight digits at a time
-// as they are encoded, with no early exit).
-func hexEqual32(sum *[32]byte, h []byte) bool {
-	if len(h) != 64 {
-		return false
-	}
-	var diff uint64
-	for i := 0; i < 8; i++ {
-		diff |= hexWord(binary.LittleEndian.Uint32(sum[4*i:])) ^ binary.LittleEndian.Uint64(h[8*i:])
-	}
-	return diff == 0
+	ob[32] = 0x80
+	binary.BigEndian.PutUint64(ob[56:], (64+32)*8)
 }

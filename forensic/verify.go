@@ -137,10 +137,13 @@ type verifier struct {
 
 	// interleaved SHA-256 (sha2x.go; nil without SHA-NI): dual hashes a
 	// line and its HMAC together, or two lines without a key; pre is the
-	// next line's hash when computed ahead (preSum holds it).
-	dual   *sha2Mac
-	pre    *[32]byte
-	preSum [2][32]byte
+	// next line's hash when computed ahead (preSum holds it), preMac its
+	// HMAC when keyed (preMacs holds it).
+	dual    *sha2Mac
+	pre     *[32]byte
+	preSum  [2][32]byte
+	preMac  *[32]byte
+	preMacs [2][32]byte
 }
 
 // fileSum summarises one verified file for link checks.
@@ -237,11 +240,13 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 	prevB := append(make([]byte, 0, 128), prev...)
 	defer func() { fs.lastHash = string(prevB) }()
 	lineNo := startLine - 1
-	// Without a key, two consecutive lines in our layout are hashed
-	// together (sha2x.go): the second line's prev is the first line's
-	// claimed curr_hash. The first waits in pend (copied unless the line
-	// reader's lines stay valid).
-	pair := v.dual != nil && v.mac == nil && v.fs == nil
+	// Two consecutive lines in our layout are hashed together (sha2x.go):
+	// the second line's prev is the first line's claimed curr_hash. Without
+	// a key the two hashes share the lanes; with one, each line's hash and
+	// HMAC do, and the two HMACs' outer blocks run together. The first line
+	// waits in pend (copied unless the line reader's lines stay valid).
+	keyed := v.dual != nil && v.dual.keyed && v.mac != nil
+	pair := v.dual != nil && v.fs == nil && (v.mac == nil || keyed)
 	var pend, pendBuf []byte
 	pendLine := -1
 	flush := func() {
@@ -281,13 +286,21 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 					continue
 				}
 				pp, pc, _, _ := fastSplit(pend)
-				v.dual.sum2Chain(&v.preSum[0], &v.preSum[1], prevB, pp, pc, prefix)
+				if keyed {
+					v.dual.sumMacChain2(&v.preSum[0], &v.preMacs[0], &v.preSum[1], &v.preMacs[1], prevB, pp, pc, prefix)
+					v.preMac = &v.preMacs[0]
+				} else {
+					v.dual.sum2Chain(&v.preSum[0], &v.preSum[1], prevB, pp, pc, prefix)
+				}
 				v.pre = &v.preSum[0]
 				v.take(fs, name, pendLine, pend, &prevB)
 				pendLine = -1
-				// the second sum holds only if the chain went on from pc
+				// the second sums hold only if the chain went on from pc
 				if bytes.Equal(prevB, pc) {
 					v.pre = &v.preSum[1]
+					if keyed {
+						v.preMac = &v.preMacs[1]
+					}
 				}
 				v.take(fs, name, lineNo, line, &prevB)
 				continue
@@ -305,7 +318,7 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 // the file summary.
 func (v *verifier) take(fs *fileSum, name string, lineNo int, line []byte, prevp *[]byte) {
 	curr, seq, hasSeq, m, ok := v.checkLine(name, lineNo, line, *prevp)
-	v.pre = nil
+	v.pre, v.preMac = nil, nil
 	if !ok {
 		return
 	}
@@ -350,8 +363,11 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		var sum, ms [32]byte
 		macDone := false // ms already holds the HMAC, computed along with the hash
 		switch {
-		case v.pre != nil: // hashed with its neighbour (verifyReader)
+		case v.pre != nil: // hashed with its neighbour (verifyLines)
 			sum = *v.pre
+			if v.preMac != nil {
+				ms, macDone = *v.preMac, true
+			}
 		case v.dual != nil && v.fs == nil:
 			v.dual.sumMacChain(&sum, &ms, prev, prefix)
 			macDone = v.dual.keyed
