@@ -47,7 +47,8 @@ type transcoder struct {
 	mac      []byte
 	seq      uint64
 	hasSeq   bool
-	dup      bool // curr_hash or hmac appears twice
+	dup      bool     // curr_hash or hmac appears twice
+	qm       []uint64 // quote masks of in (quotemask.go)
 }
 
 // member is one object member: the key (without quotes) in the line, the
@@ -77,6 +78,7 @@ func (t *transcoder) transcode(line []byte) ([]byte, error) {
 		return nil, errSlow
 	}
 	t.in, t.pos = line, 0
+	t.qm = quoteMasks(t.qm, line)
 	t.vals, t.mem, t.curr, t.mac, t.hasSeq, t.dup = t.vals[:0], t.mem[:0], nil, nil, false, false
 	t.ws()
 	if t.pos >= len(t.in) || t.in[t.pos] != '{' {
@@ -170,7 +172,7 @@ func (t *transcoder) next(closing byte) (end bool, err error) {
 // the hot loop of seed-layout verification, so it is one function over the
 // line with no calls for the common tokens.
 func (t *transcoder) top() error {
-	in, mem := t.in, t.mem[:0]
+	in, mem, qm := t.in, t.mem[:0], t.qm
 	i := t.pos + 1
 	sig := uint64(0)
 	for i < len(in) && isWS(in[i]) {
@@ -191,7 +193,7 @@ func (t *transcoder) top() error {
 			return errSlow
 		}
 		k0 := i + 1
-		j := quoteOrBackslash(in, k0)
+		j := nextQuote(qm, k0, len(in))
 		if j+1 >= len(in) || in[j] != '"' || in[j+1] != ':' {
 			return errSlow
 		}
@@ -206,7 +208,7 @@ func (t *transcoder) top() error {
 		v0, nested := i, false
 		switch c := in[i]; {
 		case c == '"':
-			e, ok := stringEnd(in, i)
+			e, ok := stringEnd(qm, in, i)
 			if !ok {
 				return errSlow
 			}
@@ -317,9 +319,9 @@ func keyWord(in []byte, k0, k1 int) uint64 {
 
 // stringEnd returns the index after the closing quote of the string that
 // starts at in[i].
-func stringEnd(in []byte, i int) (int, bool) {
+func stringEnd(qm []uint64, in []byte, i int) (int, bool) {
 	for j := i + 1; ; j += 2 { // past an escape: the next byte is taken as is
-		j = quoteOrBackslash(in, j)
+		j = nextQuote(qm, j, len(in))
 		if j >= len(in) {
 			return 0, false
 		}
@@ -327,26 +329,6 @@ func stringEnd(in []byte, i int) (int, bool) {
 			return j + 1, true
 		}
 	}
-}
-
-// quoteOrBackslash returns the index of the first '"' or '\\' in in[j:]
-// (len(in) if none), skipping eight bytes at a time where there is none.
-func quoteOrBackslash(in []byte, j int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	for j+8 <= len(in) {
-		x := binary.LittleEndian.Uint64(in[j:])
-		q, b := x^(ones*'"'), x^(ones*'\\')
-		// the lowest flagged byte is exact (borrows only flag bytes
-		// above a real match)
-		if m := ((q-ones)&^q | (b-ones)&^b) & highs; m != 0 {
-			return j + bits.TrailingZeros64(m)/8
-		}
-		j += 8
-	}
-	for j < len(in) && in[j] != '"' && in[j] != '\\' {
-		j++
-	}
-	return j
 }
 
 // special takes curr_hash, hmac and seq out of a top-level member and
