@@ -155,6 +155,7 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 	s.coverage = 0
 	s.tenantV = t.intern(d.Tenant)
 	s.requestV = forensic.Text(d.Request)
+	s.handleV = forensic.Decimal(h)
 	s.modelV = t.intern(d.Model)
 	s.streamID = d.StreamID
 	s.ext = nil
@@ -185,9 +186,9 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 	} else if d.Ptr == 0 && d.Device == DeviceCPU {
 		s.flags |= fLibOwned // zero-length library-owned buffer: nothing mapped
 	}
-	dtype := d.DType
-	if dtype == "" {
-		dtype = "uint8"
+	dtype := boxUint8 // validated above: logged as forensic.Text
+	if d.DType != "" {
+		dtype = forensic.Text(d.DType)
 	}
 	shape := d.Shape
 	if shape == nil {

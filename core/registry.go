@@ -103,10 +103,12 @@ type slot struct {
 	// validated once at allocation, so a record costs neither an allocation
 	// nor a UTF-8 scan for them; tenant and model boxes are interned per
 	// tracer. The handle is logged as a forensic.Decimal (no formatting on
-	// the caller's path, no string kept per live buffer).
+	// the caller's path, no string kept per live buffer), boxed once for
+	// all the records of an allocation.
 	tenantV  any // forensic.Text
 	requestV any // forensic.Text
 	modelV   any // forensic.Text
+	handleV  any // forensic.Decimal of the current handle, boxed once per allocation
 	streamID string
 	ext      *slotExt
 }

@@ -322,8 +322,12 @@ func deviceName(dev uint8, ordinal int32) any {
 
 // baseFields appends the seed's common fields.
 func baseFields(fs []forensic.Field, h Handle, s *slot) []forensic.Field {
+	hv := s.handleV
+	if v, ok := hv.(forensic.Decimal); !ok || Handle(v) != h {
+		hv = forensic.Decimal(h)
+	}
 	return append(fs,
-		forensic.Field{Key: "handle", Value: forensic.Decimal(h)},
+		forensic.Field{Key: "handle", Value: hv},
 		forensic.Field{Key: "tenant_id", Value: s.tenantV},
 		forensic.Field{Key: "request_id", Value: s.requestV},
 		forensic.Field{Key: "model_id", Value: s.modelV},
@@ -332,6 +336,9 @@ func baseFields(fs []forensic.Field, h Handle, s *slot) []forensic.Field {
 
 // box100 is the usual coverage, boxed once.
 var box100 any = 100.0
+
+// boxUint8 is the default dtype, boxed once.
+var boxUint8 any = forensic.Text("uint8")
 
 // boxPct boxes a coverage percentage, without an allocation for 100.
 func boxPct(v float64) any {
