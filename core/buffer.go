@@ -157,8 +157,8 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 	s.requestV = forensic.Text(d.Request)
 	s.handleV = forensic.Decimal(h)
 	s.modelV = t.intern(d.Model)
-	s.streamID = d.StreamID
 	s.ext = nil
+	s.setStreamID(d.StreamID)
 	ttl := any(nil)
 	if d.HasTTL || t.cfg.HasDefaultTTL {
 		sec := t.cfg.DefaultTTLSec
@@ -182,7 +182,10 @@ func (t *Tracer) Allocate(d AllocDesc) (Handle, error) {
 		if mem.locked {
 			s.flags |= fLocked
 		}
-		s.ext = &slotExt{mem: mem}
+		if s.ext == nil {
+			s.ext = &slotExt{}
+		}
+		s.ext.mem = mem
 	} else if d.Ptr == 0 && d.Device == DeviceCPU {
 		s.flags |= fLibOwned // zero-length library-owned buffer: nothing mapped
 	}
@@ -329,7 +332,7 @@ func (t *Tracer) Bind(h Handle, tenant, streamID string) error {
 	if s.state != StateInUse {
 		s.state = StateBound
 	}
-	s.streamID = streamID
+	s.setStreamID(streamID)
 	fs := make([]forensic.Field, 0, 24)
 	fs = baseFields(fs, h, s)
 	fs = append(fs, forensic.Field{Key: "stream_id", Value: optString(streamID)})
@@ -498,7 +501,7 @@ func (t *Tracer) sanitize(h Handle, p sanPlan, o SanitizeOpts) (float64, error) 
 	fs = baseFields(fs, h, s)
 	fs = append(fs,
 		forensic.Field{Key: "device", Value: "cpu"},
-		forensic.Field{Key: "stream_id", Value: optString(s.streamID)},
+		forensic.Field{Key: "stream_id", Value: optString(s.streamID())},
 		forensic.Field{Key: "verify", Value: p.verify.value()},
 		forensic.Field{Key: "double_pass", Value: p.doublePass},
 	)
@@ -869,7 +872,7 @@ func (t *Tracer) Free(h Handle) error {
 	t.m.freed(s.coverage)
 	fs := make([]forensic.Field, 0, 24)
 	err = t.append("free", baseFields(fs, h, s))
-	s.tenantV, s.requestV, s.modelV, s.streamID = nil, nil, nil, ""
+	s.tenantV, s.requestV, s.modelV = nil, nil, nil
 	freed = true
 	return err
 }

@@ -109,7 +109,6 @@ type slot struct {
 	requestV any // forensic.Text
 	modelV   any // forensic.Text
 	handleV  any // forensic.Decimal of the current handle, boxed once per allocation
-	streamID string
 	ext      *slotExt
 }
 
@@ -117,11 +116,31 @@ func (s *slot) tenant() string  { v, _ := s.tenantV.(forensic.Text); return stri
 func (s *slot) request() string { v, _ := s.requestV.(forensic.Text); return string(v) }
 func (s *slot) model() string   { v, _ := s.modelV.(forensic.Text); return string(v) }
 
+// streamID is the buffer's stream label ("" when none was given).
+func (s *slot) streamID() string {
+	if s.ext == nil {
+		return ""
+	}
+	return s.ext.streamID
+}
+
+// setStreamID sets the stream label, in the extension: few buffers have one.
+func (s *slot) setStreamID(id string) {
+	if s.ext == nil {
+		if id == "" {
+			return
+		}
+		s.ext = &slotExt{}
+	}
+	s.ext.streamID = id
+}
+
 // slotExt holds what few buffers need.
 type slotExt struct {
-	mem     *hostMem     // library-owned memory
-	pending *cudaPending // async CUDA sanitize
-	done    chan struct{}
+	streamID string       // stream label
+	mem      *hostMem     // library-owned memory
+	pending  *cudaPending // async CUDA sanitize
+	done     chan struct{}
 }
 
 type segment [segSize]slot

@@ -406,5 +406,5 @@ func fieldDevice(s *slot) forensic.Field {
 }
 
 func fieldStreamID(s *slot) forensic.Field {
-	return forensic.Field{Key: "stream_id", Value: optString(s.streamID)}
+	return forensic.Field{Key: "stream_id", Value: optString(s.streamID())}
 }
