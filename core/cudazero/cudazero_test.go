@@ -678,6 +678,9 @@ func TestPTXShape(t *testing.T) {
 	assert.True(t, strings.Contains(kernelPTX, ".entry "+poolZeroKernel+"("))
 	assert.True(t, strings.Contains(kernelPTX, ".entry "+poolVerifyKernel+"("))
 	assert.True(t, strings.Contains(kernelPTX, "st.global.v4.u32"))
+	// every template placeholder (@name@) is filled; PTX's own '@' only
+	// starts a predicate (@%p, @!%p)
+	assert.False(t, regexp.MustCompile(`@[A-Za-z]`).MatchString(kernelPTX))
 }
 
 func TestErrorString(t *testing.T) {

@@ -65,8 +65,9 @@ const (
 // is what any later reader on the device sees at that moment.
 //
 // kernelPTX is the module: the descriptor kernels, then the pool kernels.
-// The end of every verify kernel (publishPTX) and the body the two counting
-// pool kernels share (poolCountPTX) are written once and filled in.
+// The end of every verify kernel (publishPTX), the body the two counting
+// pool kernels share (poolCountPTX) and the chunk-zeroing loop of the two
+// zeroing pool kernels (chunkZeroPTX) are written once and filled in.
 var kernelPTX = ptxHeader + scatterZeroPTX + "\n" +
 	verifyNonzeroPTX + publishPTX("V", "%rd13", "kvh_verify_nonzero_param_2", "kvh_verify_nonzero_param_3", "%p10", "%rd32", "%rd33", "%rd34", "%rd35", "%r32", "%r33") + "\n" +
 	poolZeroPTX + "\n" +
@@ -299,7 +300,7 @@ $V_next:
 `
 
 // poolZeroPTX is kvh_pool_zero(regions, nregions, ids, nblocks, nchunk, counter).
-const poolZeroPTX = `.visible .entry kvh_pool_zero(
+var poolZeroPTX = `.visible .entry kvh_pool_zero(
 	.param .u64 kvh_pool_zero_param_0,
 	.param .u32 kvh_pool_zero_param_1,
 	.param .u64 kvh_pool_zero_param_2,
@@ -370,30 +371,7 @@ $PZ_work:
 	min.u64 	%rd27, %rd27, %rd26;
 	and.b64 	%rd28, %rd26, -16;
 	max.u64 	%rd28, %rd28, %rd27;
-	add.s64 	%rd29, %rd25, %rd9;
-$PZ_head:
-	setp.ge.u64 	%p3, %rd29, %rd27;
-	@%p3 bra 	$PZ_body0;
-	st.global.u8 	[%rd29], %rs1;
-	add.s64 	%rd29, %rd29, %rd10;
-	bra.uni 	$PZ_head;
-$PZ_body0:
-	add.s64 	%rd29, %rd27, %rd11;
-$PZ_body:
-	setp.ge.u64 	%p4, %rd29, %rd28;
-	@%p4 bra 	$PZ_tail0;
-	st.global.v4.u32 	[%rd29], {%r8, %r8, %r8, %r8};
-	add.s64 	%rd29, %rd29, %rd12;
-	bra.uni 	$PZ_body;
-$PZ_tail0:
-	add.s64 	%rd29, %rd28, %rd9;
-$PZ_tail:
-	setp.ge.u64 	%p5, %rd29, %rd26;
-	@%p5 bra 	$PZ_next;
-	st.global.u8 	[%rd29], %rs1;
-	add.s64 	%rd29, %rd29, %rd10;
-	bra.uni 	$PZ_tail;
-$PZ_next:
+` + chunkZeroPTX("PZ_", "PZ_next", "%rs1", "%r8") + `$PZ_next:
 	add.s64 	%rd7, %rd7, %rd8;
 	bra.uni 	$PZ_work;
 $PZ_done:
@@ -592,29 +570,40 @@ const poolRotatePTX = `	add.u32 	%r17, %r6, 32;
 
 // poolZeroPhasePTX zeroes the chunk [%rd25, %rd26) (aligned body
 // [%rd27, %rd28)) with the CTA's threads, then waits at a barrier.
-const poolZeroPhasePTX = `	add.s64 	%rd29, %rd25, %rd9;
-$PF_zhead:
-	setp.ge.u64 	%p3, %rd29, %rd27;
-	@%p3 bra 	$PF_zbody0;
-	st.global.u8 	[%rd29], %rs2;
-	add.s64 	%rd29, %rd29, %rd10;
-	bra.uni 	$PF_zhead;
-$PF_zbody0:
-	add.s64 	%rd29, %rd27, %rd11;
-$PF_zbody:
-	setp.ge.u64 	%p4, %rd29, %rd28;
-	@%p4 bra 	$PF_ztail0;
-	st.global.v4.u32 	[%rd29], {%r16, %r16, %r16, %r16};
-	add.s64 	%rd29, %rd29, %rd12;
-	bra.uni 	$PF_zbody;
-$PF_ztail0:
-	add.s64 	%rd29, %rd28, %rd9;
-$PF_ztail:
-	setp.ge.u64 	%p5, %rd29, %rd26;
-	@%p5 bra 	$PF_zdone;
-	st.global.u8 	[%rd29], %rs2;
-	add.s64 	%rd29, %rd29, %rd10;
-	bra.uni 	$PF_ztail;
-$PF_zdone:
+var poolZeroPhasePTX = chunkZeroPTX("PF_z", "PF_zdone", "%rs2", "%r16") + `$PF_zdone:
 	bar.sync 	0;
+`
+
+// chunkZeroPTX returns the loop both pool-zeroing kernels run over one chunk
+// [%rd25, %rd26) with aligned body [%rd27, %rd28): a thread's bytes of the
+// unaligned head, its 16-byte stores of the body, its bytes of the tail,
+// then a branch to $<done>. Labels start with $<l>; b is the zero byte
+// register, w the zero word register.
+func chunkZeroPTX(l, done, b, w string) string {
+	return strings.NewReplacer("@L@", l, "@done@", done, "@b@", b, "@w@", w).Replace(chunkZeroTemplate)
+}
+
+const chunkZeroTemplate = `	add.s64 	%rd29, %rd25, %rd9;
+$@L@head:
+	setp.ge.u64 	%p3, %rd29, %rd27;
+	@%p3 bra 	$@L@body0;
+	st.global.u8 	[%rd29], @b@;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$@L@head;
+$@L@body0:
+	add.s64 	%rd29, %rd27, %rd11;
+$@L@body:
+	setp.ge.u64 	%p4, %rd29, %rd28;
+	@%p4 bra 	$@L@tail0;
+	st.global.v4.u32 	[%rd29], {@w@, @w@, @w@, @w@};
+	add.s64 	%rd29, %rd29, %rd12;
+	bra.uni 	$@L@body;
+$@L@tail0:
+	add.s64 	%rd29, %rd28, %rd9;
+$@L@tail:
+	setp.ge.u64 	%p5, %rd29, %rd26;
+	@%p5 bra 	$@done@;
+	st.global.u8 	[%rd29], @b@;
+	add.s64 	%rd29, %rd29, %rd10;
+	bra.uni 	$@L@tail;
 `
