@@ -397,15 +397,8 @@ func TestRealBenchmarks(t *testing.T) {
 	// Pool-shaped path (ZeroPoolAsync): 1024 blocks × 64 regions × 32 KiB =
 	// 2 GiB, block b of region r at p + (b*64+r)*64 KiB (never adjacent).
 	const pr, pb, pbb = 64, 1024, 32 << 10
-	var pregs []PoolRegion
+	pregs, pblocks := interleavedPool(p, pr, pb, pbb)
 	var pranges []Range
-	for r := uint64(0); r < pr; r++ {
-		pregs = append(pregs, PoolRegion{Base: p + r*(64<<10), Stride: pr * (64 << 10), BlockBytes: pbb})
-	}
-	pblocks := make([]uint32, pb)
-	for b := range pblocks {
-		pblocks[b] = uint32(b)
-	}
 	for _, r := range pregs {
 		for _, b := range pblocks {
 			pranges = append(pranges, Range{r.Base + uint64(b)*r.Stride, pbb})
@@ -485,6 +478,21 @@ func TestRealBenchmarks(t *testing.T) {
 	t.Log("\n" + out.String())
 }
 
+// interleavedPool lays out nr regions of nb blocks of bb bytes from p: block
+// b of region r at p + (b*nr+r)*64 KiB, so no two blocks are adjacent. It
+// returns the regions and the block ids 0..nb-1.
+func interleavedPool(p, nr uint64, nb int, bb uint64) ([]PoolRegion, []uint32) {
+	regs := make([]PoolRegion, 0, nr)
+	for r := uint64(0); r < nr; r++ {
+		regs = append(regs, PoolRegion{Base: p + r*(64<<10), Stride: nr * (64 << 10), BlockBytes: bb})
+	}
+	blocks := make([]uint32, nb)
+	for b := range blocks {
+		blocks[b] = uint32(b)
+	}
+	return regs, blocks
+}
+
 // TestRealHostCostProbe prices each driver call of a 1024-block × 64-region
 // pool release (medians of 101 runs, device drained between runs) and writes
 // a markdown table to $KVH_GPU_PROBE (stdout if unset).
@@ -499,14 +507,7 @@ func TestRealHostCostProbe(t *testing.T) {
 	p, err := d.memAlloc(0, size)
 	require.NoError(t, err)
 	defer func() { _ = d.memFree(0, p) }()
-	var regs []PoolRegion
-	for r := uint64(0); r < pr; r++ {
-		regs = append(regs, PoolRegion{Base: p + r*(64<<10), Stride: pr * (64 << 10), BlockBytes: pbb})
-	}
-	blocks := make([]uint32, pb)
-	for b := range blocks {
-		blocks[b] = uint32(b)
-	}
+	regs, blocks := interleavedPool(p, pr, pb, pbb)
 	var out strings.Builder
 	us := func(xs []float64) string { return fmt.Sprintf("%.2f", median(xs)/1e3) }
 	for _, stream := range []uint64{0, 2} {
