@@ -128,11 +128,12 @@ def bench_breakdown(tmp: str, samples: int) -> Dict[str, Any]:
             e2 = pc()
             if i >= 200:
                 tracked.append(e2 - a2)
-        # The same lifecycles through the raw ctypes functions (errcheck, prebuilt
-        # arguments, no CacheTracer wrapper): separates ctypes/library cost from ours.
+        # The same lifecycles through the bare ctypes functions (declared argtypes,
+        # no errcheck, prebuilt arguments, no CacheTracer wrapper): separates the
+        # ctypes/library cost from the wrapper's.
         from kvhygiene import _lib as L
 
-        lib, tp, ts = t._lib, t._tp(), t._ts()
+        lib, tp, ts = L.hot(), t._tp(), t._ts()
         t.allocate(tenant_id="t", request_id="r", model_id="m", shape=(1024,), dtype="float32")  # fill ts.desc
         desc = ts.desc
         raw = {"raw_ctypes_library_owned_us": [], "raw_ctypes_caller_memory_us": []}
@@ -141,13 +142,15 @@ def bench_breakdown(tmp: str, samples: int) -> Dict[str, Any]:
             desc.ptr = p
             for i in range(samples + 200):
                 a = pc()
-                lib.kvh_allocate(tp, ts.pdesc, ts.pout)
+                st = lib.kvh_allocate(tp, ts.pdesc, ts.pout)
                 h = ts.out.value
-                lib.kvh_mark_in_use(tp, h, None)
-                lib.kvh_sanitize(tp, h, None, ts.pcov)
-                lib.kvh_free(tp, h)
+                st |= lib.kvh_mark_in_use(tp, h, None)
+                st |= lib.kvh_sanitize(tp, h, None, ts.pcov)
+                st |= lib.kvh_free(tp, h)
                 if i >= 200:
                     raw[key].append(pc() - a)
+                if st:
+                    raise RuntimeError(f"raw lifecycle failed: {L.last_error()}")
         desc.ptr = 0
         ts.last[:] = [None] * len(ts.last)
         del L
@@ -272,7 +275,7 @@ def main() -> int:
           f"seed ~360 us quoted -> {360.0 / lc['median_us']:.0f}x")
     print("  per call (median us): " + ", ".join(f"{k} {bd[k]:.2f}" for k in ("allocate", "mark_in_use", "sanitize", "free")))
     print(f"  track() of a caller-owned NumPy array, same lifecycle: median {bd['tracked_lifecycle_us']:.2f} us")
-    print(f"  raw ctypes calls (no CacheTracer wrapper): library-owned {bd['raw_ctypes_library_owned_us']:.2f} us, "
+    print(f"  bare ctypes calls (no errcheck, no CacheTracer wrapper): library-owned {bd['raw_ctypes_library_owned_us']:.2f} us, "
           f"caller memory {bd['raw_ctypes_caller_memory_us']:.2f} us")
     for k, v in cf.items():
         if isinstance(v, dict):

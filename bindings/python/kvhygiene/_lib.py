@@ -15,7 +15,13 @@ unloaded. Right after loading, its major version is compared with
 
 Every function returning ``kvh_status`` gets the same ``errcheck``: a non-OK
 status becomes the matching :class:`KvhError` subclass carrying the status,
-``kvh_last_error()`` and the handle the call named.
+``kvh_last_error()`` and the handle the call named (:func:`status_error`).
+
+The four calls of a buffer's lifecycle also exist without ``errcheck``
+(:func:`hot`): ctypes runs ``errcheck`` as a Python call after every C call,
+a quarter of what such a call costs from Python. Their callers test the
+returned status and pass a non-zero one to :func:`status_error`, so the
+conversion to an exception stays in one place.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, cast
 
 from . import _errors
 from ._errors import LibraryNotFoundError, VersionMismatchError
@@ -330,24 +336,27 @@ def library_candidates() -> List[str]:
 def _make_errcheck(name: str, handle_index: Optional[int]) -> Callable[..., int]:
     def _errcheck(result: int, func: Any, args: Sequence[Any]) -> int:
         if result != 0:
-            raise _raise_for(result, name, args, handle_index)
+            handle = None
+            if handle_index is not None and handle_index < len(args):
+                handle = args[handle_index]
+            raise status_error(result, name, handle)
         return result
 
     return _errcheck
 
 
-def _raise_for(
-    status: int, name: str, args: Sequence[Any], handle_index: Optional[int]
-) -> _errors.KvhError:
-    # kvh_last_error is thread-local and must be read before any other kvh_* call.
+def status_error(status: int, name: str, handle: Any = None) -> _errors.KvhError:
+    """The exception for a non-OK ``status`` returned by ``name``: the matching
+    :class:`KvhError` subclass with ``kvh_last_error()`` as its message. Call
+    it right after the failing call, on the same thread: the last error is
+    thread-local and the next ``kvh_*`` call may replace it."""
     raw = _LIB.kvh_last_error() if _LIB is not None else None
     message = raw.decode("utf-8", "replace") if raw else ""
     if not message:
         message = STATUS_NAME(status)
-    handle = None
-    if handle_index is not None and handle_index < len(args):
-        handle = str(args[handle_index])
-    return _errors.error_for_status(status, message, handle=handle, function=name)
+    return _errors.error_for_status(
+        status, message, handle=None if handle is None else str(handle), function=name
+    )
 
 
 def STATUS_NAME(status: int) -> str:
@@ -357,6 +366,25 @@ def STATUS_NAME(status: int) -> str:
         if s:
             return s.decode("ascii", "replace")
     return _errors.STATUS_NAMES.get(status, "KVH_E_UNKNOWN")
+
+
+# The lifecycle calls that also get an errcheck-free twin (see the module doc).
+HOT_FUNCS = ("kvh_allocate", "kvh_mark_in_use", "kvh_sanitize", "kvh_free")
+
+
+class HotFuncs:
+    """Errcheck-free twins of :data:`HOT_FUNCS`: same argtypes, the status
+    returned as an int. A non-zero status must go to :func:`status_error`."""
+
+    __slots__ = HOT_FUNCS
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        for name in HOT_FUNCS:
+            declared = getattr(lib, name)
+            fn = lib._FuncPtr((name, lib))  # a new object: the declared one keeps its errcheck
+            fn.restype = declared.restype
+            fn.argtypes = declared.argtypes
+            setattr(self, name, fn)
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -378,12 +406,13 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 _LIB: Optional[ctypes.CDLL] = None
 _LIB_PATH: Optional[str] = None
+_HOT: Optional[HotFuncs] = None
 _LOAD_LOCK = threading.Lock()
 
 
 def load() -> ctypes.CDLL:
     """Load (once) and return the declared library."""
-    global _LIB, _LIB_PATH
+    global _LIB, _LIB_PATH, _HOT
     if _LIB is not None:
         return _LIB
     with _LOAD_LOCK:
@@ -419,9 +448,16 @@ def load() -> ctypes.CDLL:
                 f"kvhygiene: {path} is libkvhygiene {ver} (major {num // 10000}); "
                 f"these bindings need major {ABI_MAJOR}"
             )
+        _HOT = HotFuncs(lib)
         _LIB = lib
         _LIB_PATH = path
         return lib
+
+
+def hot() -> HotFuncs:
+    """The errcheck-free lifecycle calls of the loaded library (loads it)."""
+    load()
+    return cast(HotFuncs, _HOT)  # load() sets it with _LIB
 
 
 def library_path() -> Optional[str]:

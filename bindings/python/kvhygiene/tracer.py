@@ -11,7 +11,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _arrays
 from . import _lib as L
@@ -114,14 +114,11 @@ class BufferInfo:
     model_id: str
 
 
-class _Entry:
-    __slots__ = ("obj", "shape", "dtype", "stream")
-
-    def __init__(self, obj: Any, shape: Any, dtype: str, stream: Optional[int]) -> None:
-        self.obj = obj  # keeps tracked arrays/tensors alive
-        self.shape = shape
-        self.dtype = dtype
-        self.stream = stream  # stream override from bind/mark_in_use
+# What CacheTracer keeps per live handle: (obj, shape, dtype). obj keeps a
+# tracked array/tensor alive (None for library-owned memory); shape and dtype
+# are what array() views the memory as. A plain tuple: it is built on every
+# allocate, and a class instance costs four times as much.
+_Entry = Tuple[Any, Any, str]
 
 
 class _ThreadState:
@@ -213,12 +210,14 @@ class CacheTracer:
         self._t: Optional[int] = None  # set last, so __del__ after a failed __init__ is a no-op
         self._pid = os.getpid()
         self._entries: Dict[int, _Entry] = {}
+        self._streams: Dict[int, int] = {}  # stream override from bind/mark_in_use (rare)
         self._close_lock = threading.Lock()
         self._tls = threading.local()
         self._shapes: Dict[Any, Any] = {}
         self._dims: Dict[Any, Any] = {}
         lib = L.load()
         self._lib = lib
+        self._hot = L.hot()  # allocate/mark_in_use/sanitize/free without errcheck
         log_path = os.fspath(log_path)
         parent = os.path.dirname(os.path.abspath(log_path))
         os.makedirs(parent, exist_ok=True)
@@ -306,6 +305,15 @@ class CacheTracer:
             raise TracerClosedError("tracer is closed", status=KVH_E_CLOSED)
         return t
 
+    def _error(self, status: int, function: str, handle: Optional[int] = None) -> KvhError:
+        """The exception for a failed errcheck-free call (L.hot()). The hot
+        methods pass self._t without _tp(): on a closed tracer it is None, the
+        library refuses the NULL tracer, and that failure is reported here as
+        TracerClosedError."""
+        if self._t is None:
+            return TracerClosedError("tracer is closed", status=KVH_E_CLOSED, function=function)
+        return L.status_error(status, function, handle)
+
     @property
     def closed(self) -> bool:
         return self._t is None
@@ -321,6 +329,7 @@ class CacheTracer:
             if t is None:
                 return
             self._entries.clear()
+            self._streams.clear()
             self._lib.kvh_tracer_close(t)
 
     def __enter__(self) -> "CacheTracer":
@@ -414,7 +423,7 @@ class CacheTracer:
             t, 0, nbytes, dev, ordinal, 0, tenant_id, request_id, model_id,
             framework, dtype_name, dims, pinned, ttl_sec, max_reuse, stream_id,
         )
-        self._entries[h] = _Entry(None, dims, dtype_name, None)
+        self._entries[h] = (None, dims, dtype_name)
         return _remember(h)
 
     def track(
@@ -440,7 +449,7 @@ class CacheTracer:
             tenant_id, request_id, model_id, framework or r.framework, r.dtype, r.shape,
             pinned, ttl_sec, max_reuse, stream_id,
         )
-        self._entries[h] = _Entry(obj, r.shape, r.dtype, None)
+        self._entries[h] = (obj, r.shape, r.dtype)
         return _remember(h)
 
     def _allocate(
@@ -521,7 +530,9 @@ class CacheTracer:
             flags |= L.KVH_ALLOC_PINNED
         if flags != last[12]:
             d.flags = last[12] = flags
-        self._lib.kvh_allocate(t, ts.pdesc, ts.pout)
+        st = self._hot.kvh_allocate(t, ts.pdesc, ts.pout)
+        if st:
+            raise self._error(st, "kvh_allocate")
         return ts.out.value
 
     @contextlib.contextmanager
@@ -582,9 +593,10 @@ class CacheTracer:
     def mark_in_use(self, handle: Handle, *, stream: Any = None, tenant_id: Optional[str] = None) -> None:
         """-> in_use (logs "write"). An expired TTL raises PolicyViolationError
         and quarantines (the seed quarantined silently)."""
-        t = self._tp()
         h = _handle_int(handle)
-        self._lib.kvh_mark_in_use(t, h, None if tenant_id is None else _b(tenant_id, "tenant_id"))
+        st = self._hot.kvh_mark_in_use(self._t, h, None if tenant_id is None else _b(tenant_id, "tenant_id"))
+        if st:
+            raise self._error(st, "kvh_mark_in_use", h)
         if stream is not None:
             self._set_stream(h, stream)
 
@@ -597,11 +609,7 @@ class CacheTracer:
     def _set_stream(self, h: int, stream: Any) -> None:
         if stream is None:
             return
-        sv = _arrays.stream_value(stream)
-        e = self._entries.get(h)
-        if e is None:
-            e = self._entries[h] = _Entry(None, None, "uint8", None)
-        e.stream = sv
+        self._streams[h] = _arrays.stream_value(stream)
 
     def _opts(
         self,
@@ -611,8 +619,7 @@ class CacheTracer:
         double_pass: Optional[bool],
         samples: Optional[int],
     ) -> Optional[L.kvh_sanitize_opts]:
-        e = self._entries.get(h)
-        stream = e.stream if e is not None else None
+        stream = self._streams.get(h)
         if not async_ and verify and double_pass is None and samples is None and stream is None:
             return None  # library defaults; saves building a struct
         o = L.kvh_sanitize_opts()
@@ -657,17 +664,17 @@ class CacheTracer:
         attesting (coverage 0, so free() will refuse). ``async_=True`` returns
         0.0 at once; complete with :meth:`wait`.
         """
-        t = self._tp()
         h = _handle_int(handle)
-        e = self._entries.get(h)
         defaults = not async_ and verify and double_pass is None and samples is None
-        if defaults and (e is None or e.stream is None):
+        if defaults and (not self._streams or h not in self._streams):
             po = None  # library defaults: the common case, without a call to _opts
         else:
             o = self._opts(h, async_, verify, double_pass, samples)
             po = ctypes.byref(o) if o is not None else None
         ts = self._ts()
-        self._lib.kvh_sanitize(t, h, po, ts.pcov)
+        st = self._hot.kvh_sanitize(self._t, h, po, ts.pcov)
+        if st:
+            raise self._error(st, "kvh_sanitize", h)
         return ts.cov.value
 
     def sanitize_many(
@@ -722,10 +729,13 @@ class CacheTracer:
         """Free a sanitized buffer whose coverage >= threshold. Otherwise the
         buffer is quarantined and FreeWithoutSanitizeError raised. A second
         free raises FreedHandleError (a subclass of UnknownHandleError)."""
-        t = self._tp()
         h = _handle_int(handle)
-        self._lib.kvh_free(t, h)
+        st = self._hot.kvh_free(self._t, h)
+        if st:
+            raise self._error(st, "kvh_free", h)
         self._entries.pop(h, None)
+        if self._streams:
+            self._streams.pop(h, None)
 
     def info(self, handle: Handle) -> BufferInfo:
         """State, address, size, owner, coverage and reuse count of a buffer."""
@@ -763,8 +773,8 @@ class CacheTracer:
             raise UnsupportedError("tracer.array() needs NumPy (not installed)", status=KVH_E_UNSUPPORTED)
         h = _handle_int(handle)
         e = self._entries.get(h)
-        if e is not None and e.obj is not None and dtype is None and shape is None:
-            return e.obj
+        if e is not None and e[0] is not None and dtype is None and shape is None:
+            return e[0]
         bi = self.info(h)
         if bi.device != "cpu":
             raise UnsupportedError(
@@ -772,8 +782,8 @@ class CacheTracer:
                 status=KVH_E_UNSUPPORTED,
                 handle=str(h),
             )
-        dt = np.dtype(dtype if dtype is not None else (e.dtype if e is not None else "uint8"))
-        shp = tuple(shape) if shape is not None else (e.shape if e is not None and e.shape is not None else None)
+        dt = np.dtype(dtype if dtype is not None else (e[2] if e is not None else "uint8"))
+        shp = tuple(shape) if shape is not None else (e[1] if e is not None and e[1] is not None else None)
         if bi.nbytes == 0:
             return np.empty(shp if shp is not None else (0,), dtype=dt)
         raw = (ctypes.c_char * bi.nbytes).from_address(bi.ptr)

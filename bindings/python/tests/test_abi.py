@@ -120,14 +120,18 @@ def test_not_a_library_is_reported(tmp_path: Path) -> None:
     assert "ERR" in r.stdout and str(fake) in r.stdout
 
 
-def test_errors_carry_status_message_and_handle(tracer: kvhygiene.CacheTracer) -> None:
+@pytest.mark.parametrize(
+    "method", ["mark_in_use", "sanitize", "free", "attest_coverage"]
+)  # the first three check the status inline (L.hot()), the last through errcheck
+def test_errors_carry_status_message_and_handle(tracer: kvhygiene.CacheTracer, method: str) -> None:
     with pytest.raises(kvhygiene.UnknownHandleError) as ei:
-        tracer.sanitize(str(0xDEAD_BEEF_0000_0001))
+        getattr(tracer, method)(str(0xDEAD_BEEF_0000_0001))
     e = ei.value
     assert e.status == 5 and e.status_name == "KVH_E_UNKNOWN_HANDLE"
-    assert e.message
+    # the message is kvh_last_error(), read before any other call
+    assert e.message.startswith(f"kvh_{method}: handle {0xDEAD_BEEF_0000_0001} "), e.message
     assert e.handle == str(0xDEAD_BEEF_0000_0001)
-    assert e.function == "kvh_sanitize"
+    assert e.function == "kvh_" + method
     assert isinstance(e, kvhygiene.KvhError)
 
 

@@ -476,8 +476,19 @@ def test_closed_tracer_refuses_calls(log_path: Path) -> None:
     t.close()
     t.close()  # idempotent
     assert t.closed
-    with pytest.raises(kvhygiene.TracerClosedError):
-        t.sanitize(h)
+    # the lifecycle calls detect a closed tracer on their error path (the
+    # library refuses the NULL tracer they pass); the others check first
+    for call in (
+        lambda: alloc(t),
+        lambda: t.mark_in_use(h),
+        lambda: t.sanitize(h),
+        lambda: t.free(h),
+        lambda: t.attest_coverage(h),
+        lambda: t.quarantine(h, reason="x"),
+    ):
+        with pytest.raises(kvhygiene.TracerClosedError) as ei:
+            call()
+        assert ei.value.status_name == "KVH_E_CLOSED"
 
 
 def test_tracer_del_does_not_crash(log_path: Path) -> None:
