@@ -1,10 +1,15 @@
 package forensic
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 )
@@ -44,5 +49,45 @@ func TestParallelVerifyMatchesSequential(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, seq, par, name)
 		require.Equal(t, name == "clean", par.OK, "%s: %+v", name, par.Failures)
+	}
+}
+
+// TestVerifyParallelReadError fails the read of a multi-chunk log midway:
+// the error names the path and wraps the cause, and no chunk goroutine
+// outlives the call (its buffers would be reused).
+func TestVerifyParallelReadError(t *testing.T) {
+	e := newCPEnv(t)
+	w, err := Open(e.opts(1 << 30))
+	require.NoError(t, err)
+	writeN(t, w, 300)
+	require.NoError(t, w.Close())
+	data, err := os.ReadFile(e.log)
+	require.NoError(t, err)
+
+	oldChunk := chunkSize
+	defer func() { chunkSize = oldChunk }()
+	chunkSize = 3000
+	cause := errors.New("disk on fire")
+	before := runtime.NumGoroutine()
+	r := io.MultiReader(bytes.NewReader(data[:len(data)*2/3]), iotest.ErrReader(cause))
+	v := newVerifier(e.vopts())
+	_, err = v.verifyParallel(r, int64(len(data)), e.log, filepath.Base(e.log), 0, "GENESIS")
+	require.ErrorIs(t, err, cause)
+	require.ErrorContains(t, err, e.log)
+	require.LessOrEqual(t, runtime.NumGoroutine(), before)
+}
+
+func TestParallelChunk(t *testing.T) {
+	for _, c := range []struct {
+		size    int64
+		workers int
+		want    int
+	}{
+		{12 << 20, 2, 3 << 19},  // ~four chunks per worker
+		{1 << 30, 2, chunkSize}, // capped
+		{9 << 20, 16, 1 << 20},  // floored
+		{8 << 20, 1, 2 << 20},
+	} {
+		require.Equal(t, c.want, parallelChunk(c.size, c.workers), "%d bytes on %d workers", c.size, c.workers)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -905,34 +904,40 @@ type chunkJob struct {
 	sub       *verifier
 	fs        *fileSum
 	err       error
+	done      chan struct{} // closed when sub, fs and err are set
+}
+
+// parallelChunk is the chunk size for a file of size bytes on workers
+// cores: at most chunkSize, and small enough that each worker gets about
+// four chunks (the first chunk is read before any work starts, and the
+// last one may run alone), but not below minChunk, where the per-chunk
+// setup starts to show.
+func parallelChunk(size int64, workers int) int {
+	const minChunk = 1 << 20
+	c := size / int64(4*workers)
+	return int(min(int64(chunkSize), max(c, minChunk)))
 }
 
 func (v *verifier) verifyParallel(f io.Reader, size int64, path, name string, startLine int, prev string) (*fileSum, error) {
 	workers := runtime.GOMAXPROCS(0)
-	// chunks of at most chunkSize, smaller when that evens out the last
-	// round (a 12 MB file on 2 cores: two 6 MB chunks, not 4+4 then 4)
-	chunkSize := chunkSize
-	if rounds := (size + int64(workers*chunkSize) - 1) / int64(workers*chunkSize); rounds > 0 {
-		chunkSize = int(min(int64(chunkSize), (size+rounds*int64(workers)-1)/(rounds*int64(workers))+4096))
-	}
+	chunkSize := parallelChunk(size, workers)
 	fs := &fileSum{name: name, lastHash: prev, firstLine: -1}
 	var carry []byte
 	line := startLine
 	prevB := []byte(prev)
 	eof := false
-	var free [][]byte // chunk buffers of merged rounds, for reuse
-	// cutRound reads and cuts the next round of chunks (main goroutine only)
-	cutRound := func() ([]*chunkJob, error) {
-		// cut up to `workers` chunks at newlines that end a line in our layout
-		var jobs []*chunkJob
-		for len(jobs) < workers && !eof {
+	var free [][]byte // chunk buffers of merged chunks, for reuse
+	// cutNext reads the next chunk and cuts it at a newline that ends a
+	// line in our layout; nil at the end of the file (main goroutine only)
+	cutNext := func() (*chunkJob, error) {
+		for !eof {
 			var buf []byte
 			need := len(carry) + chunkSize
 			if n := len(free); n > 0 && cap(free[n-1]) >= need {
 				buf, free = free[n-1][:len(carry)], free[:n-1]
 			} else {
 				// slack for the carried-over partial line, so that the
-				// buffer serves the next rounds too (a fresh one costs a
+				// buffer serves the next chunks too (a fresh one costs a
 				// clear of chunkSize bytes)
 				buf = make([]byte, len(carry), need+chunkSlack)
 			}
@@ -944,82 +949,109 @@ func (v *verifier) verifyParallel(f io.Reader, size int64, path, name string, st
 			} else if err != nil {
 				return nil, fmt.Errorf("forensic: verify %s: %w", path, err)
 			}
-			cut := len(buf)
+			if eof {
+				carry = nil
+				if len(buf) == 0 {
+					return nil, nil
+				}
+				return &chunkJob{data: buf, startLine: line, prev: prevB}, nil
+			}
+			cut := -1
 			var next []byte
-			if !eof {
-				cut = -1
-				end := len(buf)
-				for tries := 0; end > 0 && tries < 64; tries++ {
-					nl := bytes.LastIndexByte(buf[:end], '\n')
-					if nl < 0 {
-						break
-					}
-					ls := bytes.LastIndexByte(buf[:nl], '\n') + 1
-					// the sequential verifier continues from the claimed
-					// curr_hash of any line that parses; quickFields agrees
-					if c, _, _, ok := quickFields(buf[ls:nl]); ok {
-						cut, next = nl+1, []byte(c)
-						break
-					}
-					end = nl
+			end := len(buf)
+			for tries := 0; end > 0 && tries < 64; tries++ {
+				nl := bytes.LastIndexByte(buf[:end], '\n')
+				if nl < 0 {
+					break
 				}
-				if cut < 0 { // no usable boundary: grow the chunk
-					carry = buf
-					continue
+				ls := bytes.LastIndexByte(buf[:nl], '\n') + 1
+				// the sequential verifier continues from the claimed
+				// curr_hash of any line that parses; quickFields agrees
+				if c, _, _, ok := quickFields(buf[ls:nl]); ok {
+					cut, next = nl+1, []byte(c)
+					break
 				}
+				end = nl
 			}
-			jobs = append(jobs, &chunkJob{data: buf[:cut], startLine: line, prev: prevB})
+			if cut < 0 { // no usable boundary: grow the chunk
+				carry = buf
+				continue
+			}
+			j := &chunkJob{data: buf[:cut], startLine: line, prev: prevB}
 			line += bytes.Count(buf[:cut], []byte{'\n'})
-			carry = append([]byte(nil), buf[cut:]...)
-			if next != nil {
-				prevB = next
-			}
+			carry = append(carry[:0:0], buf[cut:]...)
+			prevB = next
+			return j, nil
 		}
-		if eof && len(carry) > 0 {
-			jobs = append(jobs, &chunkJob{data: carry, startLine: line, prev: prevB})
-			carry = nil
-		}
-		return jobs, nil
+		return nil, nil
 	}
-	jobs, err := cutRound()
-	if err != nil {
-		return fs, err
-	}
-	for len(jobs) > 0 {
-		var wg sync.WaitGroup
-		for _, j := range jobs {
-			wg.Add(1)
-			go func(j *chunkJob) {
-				defer wg.Done()
-				j.sub = newVerifier(v.o)
-				if v.dual == nil {
-					j.sub.dual = nil
-				}
-				j.sub.collect = v.cps != nil
-				j.fs, j.err = j.sub.verifyLines(newMemLineReader(j.data), path, name, j.startLine, string(j.prev))
-			}(j)
+	// Each chunk is verified as soon as it is cut, on at most `workers`
+	// goroutines, while this goroutine reads the next one; outcomes are
+	// merged in file order. No round barrier: a worker that finishes
+	// takes the next chunk at once.
+	sem := make(chan struct{}, workers)
+	var inflight []*chunkJob // dispatched and not merged, in file order
+	var verr error           // the first chunk error, in file order
+	merge := func() {
+		j := inflight[0]
+		inflight = inflight[1:]
+		<-j.done
+		if verr == nil && j.err != nil {
+			verr = j.err
 		}
-		// read the next round while this one is verified
-		var next []*chunkJob
-		var rerr error
-		if !eof {
-			next, rerr = cutRound()
-		}
-		wg.Wait()
-		for _, j := range jobs {
-			if j.err != nil {
-				return fs, j.err
-			}
+		if verr == nil {
 			v.mergeChunk(fs, j)
-			free = append(free, j.data[:0]) // merged: nothing refers to it
 		}
-		if rerr != nil {
-			return fs, rerr
+		free = append(free, j.data[:0]) // merged: nothing refers to it
+	}
+	var rerr error
+	for verr == nil {
+		// bound the chunks held when an early one is slow
+		for len(inflight) >= 2*workers {
+			merge()
 		}
-		jobs = next
+		j, err := cutNext()
+		if err != nil || j == nil {
+			rerr = err
+			break
+		}
+		j.done = make(chan struct{})
+		sem <- struct{}{}
+		go func(j *chunkJob) {
+			defer func() { <-sem; close(j.done) }()
+			j.sub = newVerifier(v.o)
+			if v.dual == nil {
+				j.sub.dual = nil
+			}
+			j.sub.collect = v.cps != nil
+			j.fs, j.err = j.sub.verifyLines(newMemLineReader(j.data), path, name, j.startLine, string(j.prev))
+		}(j)
+		inflight = append(inflight, j)
+		for len(inflight) > 0 && isDone(inflight[0].done) {
+			merge()
+		}
+	}
+	for len(inflight) > 0 { // every goroutine ends before we return
+		merge()
+	}
+	if verr != nil {
+		return fs, verr
+	}
+	if rerr != nil {
+		return fs, rerr
 	}
 	v.lastFile, v.lastLines = name, fs.lines
 	return fs, nil
+}
+
+// isDone reports whether done is closed, without blocking.
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // mergeChunk folds one chunk's outcome into the file summary, in order.
