@@ -19,7 +19,13 @@ func quoteMasks(qm []uint64, in []byte) []uint64 {
 		quoteMasksBlocks(qm[:whole], in[:whole*64])
 	}
 	if r := in[whole*64:]; len(r) > 0 {
-		qm[whole] = quoteMaskTail(r)
+		if quoteMaskFast { // one zero-padded block: no byte loop over the tail
+			var pad [64]byte
+			copy(pad[:], r)
+			quoteMasksBlocks(qm[whole:whole+1], pad[:])
+		} else {
+			qm[whole] = quoteMaskTail(r)
+		}
 	}
 	return qm
 }

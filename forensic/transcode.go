@@ -267,30 +267,42 @@ func (t *transcoder) top() error {
 	}
 }
 
-// numberEnd returns the end of the number literal at in[i] and whether it
-// is an RFC 8259 number. Plain decimals (digits, at most one '.' between
-// digits, no leading zero), which is what records hold, are checked on the
-// way; anything else gets the full check.
+// numberEnd returns the end of the number literal at in[i] (the end of the
+// run of number bytes) and whether it is an RFC 8259 number. Plain
+// decimals, which is what records hold (an optional '-', digits without a
+// leading zero, an optional '.' and digits), are recognized in one pass over
+// digit runs; anything else (exponents, a sign elsewhere, a second '.') gets
+// the full check.
 func numberEnd(in []byte, i int) (int, bool) {
-	e, plain, dot := i, in[i] != '-', -1
-	for e < len(in) && isNumByte(in[e]) {
-		switch c := in[e]; {
-		case c == '.' && dot < 0:
-			dot = e
-		case c < '0' || c > '9':
-			plain = false
-		}
+	e := i
+	if in[e] == '-' {
 		e++
 	}
-	// a leading zero only alone or before the '.'; a '.' between digits
-	lead := in[i] != '0' || e == i+1 || dot == i+1
-	if plain && lead && dot != i && dot != e-1 {
+	d0 := e
+	for e < len(in) && in[e]-'0' < 10 {
+		e++
+	}
+	ok := e > d0 && (in[d0] != '0' || e == d0+1)
+	if ok && e < len(in) && in[e] == '.' {
+		e++
+		f0 := e
+		for e < len(in) && in[e]-'0' < 10 {
+			e++
+		}
+		ok = e > f0
+	}
+	if ok && (e == len(in) || !isNumByte(in[e])) {
 		return e, true
+	}
+	for e < len(in) && isNumByte(in[e]) {
+		e++
 	}
 	return e, isJSONNumber(unsafeString(in[i:e]))
 }
 
-func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// isWS reports JSON whitespace; every other byte that can follow a token is
+// above ' ', so the common case is one comparison.
+func isWS(c byte) bool { return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r') }
 
 func isNumByte(c byte) bool {
 	return c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'

@@ -301,17 +301,19 @@ func TestHasDuplicateKey(t *testing.T) {
 }
 
 // TestNumberEnd: the plain-decimal shortcut agrees with isJSONNumber on the
-// whole run of number bytes, for every string of up to five of them.
+// whole run of number bytes, for every string of up to five of them, followed
+// by a ',' and at the end of the input.
 func TestNumberEnd(t *testing.T) {
 	alpha := []byte("0123456789.-+eE")
 	var rec func(prefix []byte)
 	n := 0
 	rec = func(prefix []byte) {
 		if len(prefix) > 0 && (prefix[0] == '-' || prefix[0] >= '0' && prefix[0] <= '9') {
-			in := append(append([]byte(nil), prefix...), ',')
-			e, ok := numberEnd(in, 0)
-			require.Equal(t, len(prefix), e, "%s", prefix)
-			require.Equal(t, isJSONNumber(string(prefix)), ok, "%s", prefix)
+			for _, in := range [][]byte{append(append([]byte(nil), prefix...), ','), prefix} {
+				e, ok := numberEnd(in, 0)
+				require.Equal(t, len(prefix), e, "%s", in)
+				require.Equal(t, isJSONNumber(string(prefix)), ok, "%s", in)
+			}
 			n++
 		}
 		if len(prefix) == 5 {
