@@ -183,6 +183,9 @@ func (t *transcoder) top() error {
 		return nil
 	}
 	for {
+		if i < len(in) && in[i] == ' ' { // json.dumps' one space
+			i++
+		}
 		for i < len(in) && isWS(in[i]) {
 			i++
 		}
@@ -199,6 +202,9 @@ func (t *transcoder) top() error {
 		}
 		k1 := j
 		i = j + 2
+		if i < len(in) && in[i] == ' ' { // json.dumps' one space
+			i++
+		}
 		for i < len(in) && isWS(in[i]) {
 			i++
 		}
