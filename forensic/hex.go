@@ -5,10 +5,20 @@ import "encoding/binary"
 // Lowercase hex of SHA-256 digests: the chain's curr_hash, prev_hash and
 // hmac fields are 64 hex digits.
 
-// hexEncode32 is hex.Encode for a digest, eight digits at a time: the
-// nibbles of four bytes are spread over the bytes of a uint64 and turned
-// into '0'..'9', 'a'..'f' with byte-wise arithmetic that cannot carry.
+// hexEncode32 is hex.Encode for a digest (the writer encodes two per
+// record): hexEncode32AVX where the CPU has it, else hexEncode32Generic.
 func hexEncode32(dst *[64]byte, src *[32]byte) {
+	if hexFast {
+		hexEncode32AVX(dst, src)
+		return
+	}
+	hexEncode32Generic(dst, src)
+}
+
+// hexEncode32Generic encodes eight digits at a time: the nibbles of four
+// bytes are spread over the bytes of a uint64 and turned into '0'..'9',
+// 'a'..'f' with byte-wise arithmetic that cannot carry.
+func hexEncode32Generic(dst *[64]byte, src *[32]byte) {
 	for i := 0; i < 8; i++ {
 		binary.LittleEndian.PutUint64(dst[8*i:], hexWord(binary.LittleEndian.Uint32(src[4*i:])))
 	}

@@ -7,15 +7,26 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestHexEncode32: every byte value at every position, through the
+// dispatcher and each implementation.
 func TestHexEncode32(t *testing.T) {
-	var src [32]byte
-	var dst [64]byte
-	for v := 0; v < 256; v++ {
-		for i := range src {
-			src[i] = byte(v + i*37)
+	impls := map[string]func(*[64]byte, *[32]byte){"dispatch": hexEncode32, "generic": hexEncode32Generic}
+	if hexFast {
+		impls["avx"] = hexEncode32AVX
+	}
+	for name, enc := range impls {
+		var src [32]byte
+		for v := 0; v < 256; v++ {
+			for i := range src {
+				src[i] = byte(v + i*37)
+			}
+			dst := [64]byte{}
+			for i := range dst {
+				dst[i] = '!'
+			}
+			enc(&dst, &src)
+			require.Equal(t, hex.EncodeToString(src[:]), string(dst[:]), name)
 		}
-		hexEncode32(&dst, &src)
-		require.Equal(t, hex.EncodeToString(src[:]), string(dst[:]))
 	}
 }
 
@@ -57,5 +68,24 @@ func checkHexEqual32(t *testing.T, name string, eq func(*[32]byte, []byte) bool,
 			bad[i] = c
 			require.False(t, eq(&src, bad), "%s: %s", name, bad)
 		}
+	}
+}
+
+func BenchmarkHexEncode32(b *testing.B) {
+	var src [32]byte
+	var dst [64]byte
+	for i := range src {
+		src[i] = byte(i * 37)
+	}
+	impls := map[string]func(*[64]byte, *[32]byte){"generic": hexEncode32Generic}
+	if hexFast {
+		impls["avx"] = hexEncode32AVX
+	}
+	for name, enc := range impls {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				enc(&dst, &src)
+			}
+		})
 	}
 }
