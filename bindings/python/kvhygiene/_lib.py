@@ -19,9 +19,9 @@ status becomes the matching :class:`KvhError` subclass carrying the status,
 
 The four calls of a buffer's lifecycle also exist without ``errcheck``
 (:func:`hot`): ctypes runs ``errcheck`` as a Python call after every C call,
-a quarter of what such a call costs from Python. Their callers test the
-returned status and pass a non-zero one to :func:`status_error`, so the
-conversion to an exception stays in one place.
+a fifth to a quarter of what such a call costs from Python. Their callers
+test the returned status and pass a non-zero one to :func:`status_error`,
+so the conversion to an exception stays in one place.
 """
 
 from __future__ import annotations
