@@ -141,3 +141,24 @@ def test_invalid_identifier_is_a_clear_error(tracer: kvhygiene.CacheTracer) -> N
     assert ei.value.status == 4
     with pytest.raises(kvhygiene.InvalidIdError):
         tracer.allocate(tenant_id="t" * 300, request_id="r", model_id="m", shape=(8,))
+
+
+def test_hot_twins_match_declared_functions(tracer: kvhygiene.CacheTracer) -> None:
+    """The errcheck-free twins CacheTracer's lifecycle calls use: same C
+    functions, same restype, the declared argtypes with POINTER(T) as
+    c_void_p, and a failure returned as a status instead of raised."""
+    lib, hot = L.load(), L.hot()
+    ptr_meta = type(ctypes.POINTER(ctypes.c_int))
+    for name in L.HOT_FUNCS:
+        declared, twin = getattr(lib, name), getattr(hot, name)
+        assert twin is not declared and declared.errcheck is not None
+        assert getattr(twin, "errcheck", None) is None, name
+        assert twin.restype is declared.restype, name
+        assert len(twin.argtypes) == len(declared.argtypes), name
+        for d, t in zip(declared.argtypes, twin.argtypes):
+            assert t is (ctypes.c_void_p if isinstance(d, ptr_meta) else d), (name, d, t)
+        assert ctypes.cast(twin, ctypes.c_void_p).value == ctypes.cast(declared, ctypes.c_void_p).value
+    cov = ctypes.c_double()
+    st = hot.kvh_sanitize(tracer._t, 0xDEAD_BEEF_0000_0001, None, ctypes.byref(cov))
+    assert st == 5, st  # KVH_E_UNKNOWN_HANDLE, returned, not raised
+    assert "was not issued by this tracer" in L.last_error()
