@@ -369,7 +369,7 @@ class CacheTracer:
         On CUDA a torch tensor is allocated and tracked (torch required).
         Returns the handle as a decimal string.
         """
-        t = self._tp()
+        t = self._t  # None once closed: the library refuses it, _error says closed
         try:
             dims, nelems = self._dims[shape]  # validated before (hashable shapes only)
         except (KeyError, TypeError):
@@ -386,6 +386,7 @@ class CacheTracer:
         else:
             dev, ordinal = _arrays.parse_device(device)
         if dev != L.KVH_DEVICE_CPU:
+            self._tp()  # closed: refuse before allocating a tensor
             torch = _arrays._torch_if_loaded()
             if torch is None:
                 try:
@@ -424,7 +425,11 @@ class CacheTracer:
             framework, dtype_name, dims, pinned, ttl_sec, max_reuse, stream_id,
         )
         self._entries[h] = (None, dims, dtype_name)
-        return _remember(h)
+        s = str(h)  # _remember, inlined: allocate is the hot path
+        if len(_hmemo) >= _HMEMO_MAX:
+            _hmemo.clear()
+        _hmemo[s] = h
+        return s
 
     def track(
         self,
