@@ -386,7 +386,7 @@ type Op struct {
 	err     error
 }
 
-// Zeroize the ranges of device ordinal on stream (a CUstream as integer; 0 is
+// ZeroAsync zeroizes the ranges of device ordinal on stream (a CUstream as integer; 0 is
 // the legacy default stream), in stream order after all work already
 // enqueued there, without ever synchronizing the host:
 //
