@@ -143,6 +143,12 @@ type verifier struct {
 	preSum  [2][32]byte
 	preMac  *[32]byte
 	preMacs [2][32]byte
+	// seed-layout lines are paired too: each keeps its projection in one
+	// of tcs until both are hashed, and checkLine takes it from preTC /
+	// preCanon instead of projecting the line again
+	tcs      [2]transcoder
+	preTC    *transcoder
+	preCanon []byte
 }
 
 // fileSum summarises one verified file for link checks.
@@ -244,6 +250,8 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 	// a key the two hashes share the lanes; with one, each line's hash and
 	// HMAC do, and the two HMACs' outer blocks run together. The first line
 	// waits in pend (copied unless the line reader's lines stay valid).
+	// Seed-layout lines pair the same way, through their projections
+	// (takeSeed).
 	keyed := v.dual != nil && v.dual.keyed && v.mac != nil
 	pair := v.dual != nil && v.fs == nil && (v.mac == nil || keyed)
 	var pend, pendBuf []byte
@@ -254,6 +262,8 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 			pendLine = -1
 		}
 	}
+	sp := seedPend{lineNo: -1}
+	flushSeed := func() { v.flushSeed(fs, name, &sp, &prevB) }
 	for {
 		line, _, term, err := lr.next()
 		if errors.Is(err, io.EOF) {
@@ -269,11 +279,13 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 		}
 		if !term {
 			flush()
+			flushSeed()
 			v.fail(name, lineNo, ReasonMalformed, "last line is not newline-terminated (torn write or truncation)")
 			break
 		}
 		if pair {
 			if prefix, _, _, fast := fastSplit(line); fast {
+				flushSeed()
 				if pendLine < 0 {
 					if lr.stable() {
 						pend = line
@@ -305,19 +317,96 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 				continue
 			}
 			flush()
+			v.takeSeed(fs, name, &sp, !lr.stable(), lineNo, line, &prevB, keyed)
+			continue
 		}
 		v.take(fs, name, lineNo, line, &prevB)
 	}
 	flush()
+	flushSeed()
 	v.lastFile, v.lastLines = name, fs.lines
 	return fs, nil
+}
+
+// seedPend is a seed-layout line waiting in verifyLines for the next one,
+// with its projection in tc (the projection points into the line: a copy
+// in buf unless the reader's lines stay valid).
+type seedPend struct {
+	line, canon, buf []byte
+	tc               *transcoder
+	lineNo           int // -1: none waiting
+	next             int // the one of v.tcs the next line projects into
+}
+
+// takeSeed takes a line that is not in our layout. A seed-layout line the
+// fast path can take is projected and, like two lines of our layout,
+// hashed together with its neighbour (the second line's prev is the first
+// line's claimed curr_hash); anything else is taken alone.
+func (v *verifier) takeSeed(fs *fileSum, name string, sp *seedPend, copyLine bool, lineNo int, line []byte, prevB *[]byte, keyed bool) {
+	if sp.lineNo < 0 && copyLine { // this line may wait for the next one
+		line = append(sp.buf[:0], line...)
+		sp.buf = line
+	}
+	tc := &v.tcs[sp.next]
+	canon, ok := v.seedProject(tc, line)
+	if !ok {
+		v.flushSeed(fs, name, sp, prevB)
+		v.take(fs, name, lineNo, line, prevB)
+		return
+	}
+	if sp.lineNo < 0 {
+		sp.line, sp.canon, sp.tc, sp.lineNo = line, canon, tc, lineNo
+		sp.next ^= 1
+		return
+	}
+	pa, pc, pb := sp.canon[:len(sp.canon)-1], sp.tc.curr, canon[:len(canon)-1]
+	if keyed {
+		v.dual.sumMacChain2(&v.preSum[0], &v.preMacs[0], &v.preSum[1], &v.preMacs[1], *prevB, pa, pc, pb)
+		v.preMac = &v.preMacs[0]
+	} else {
+		v.dual.sum2Chain(&v.preSum[0], &v.preSum[1], *prevB, pa, pc, pb)
+	}
+	v.pre = &v.preSum[0]
+	v.preTC, v.preCanon = sp.tc, sp.canon
+	v.take(fs, name, sp.lineNo, sp.line, prevB)
+	sp.lineNo = -1
+	// the second sums hold only if the chain went on from pc
+	if bytes.Equal(*prevB, pc) {
+		v.pre = &v.preSum[1]
+		if keyed {
+			v.preMac = &v.preMacs[1]
+		}
+	}
+	v.preTC, v.preCanon = tc, canon
+	v.take(fs, name, lineNo, line, prevB)
+}
+
+// flushSeed takes the waiting seed-layout line, if any, alone.
+func (v *verifier) flushSeed(fs *fileSum, name string, sp *seedPend, prevB *[]byte) {
+	if sp.lineNo >= 0 {
+		v.preTC, v.preCanon = sp.tc, sp.canon
+		v.take(fs, name, sp.lineNo, sp.line, prevB)
+		sp.lineNo = -1
+	}
+}
+
+// seedProject projects a seed-layout line into tc (transcode.go) and
+// reports whether checkLine's fast path can take it from there: the
+// projection worked, curr_hash is 64 characters, the hmac is present
+// exactly when a key is configured (or well formed when there is none),
+// no special key appears twice.
+func (v *verifier) seedProject(tc *transcoder, line []byte) ([]byte, bool) {
+	canon, err := tc.transcode(line)
+	ok := err == nil && len(tc.curr) == 64 && (v.mac != nil || tc.mac == nil || isLowerHex(tc.mac)) &&
+		(v.mac == nil || tc.mac != nil)
+	return canon, ok
 }
 
 // take checks one non-blank, terminated line and advances the chain and
 // the file summary.
 func (v *verifier) take(fs *fileSum, name string, lineNo int, line []byte, prevp *[]byte) {
 	curr, seq, hasSeq, m, ok := v.checkLine(name, lineNo, line, *prevp)
-	v.pre, v.preMac = nil, nil
+	v.pre, v.preMac, v.preTC, v.preCanon = nil, nil, nil, nil
 	if !ok {
 		return
 	}
@@ -398,6 +487,7 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 	}
 	_, _, _, ourLayout := fastSplit(line)
 	var proj []byte // the seed-layout projection that did not hash right
+	tc := &v.tc     // and the transcoder that holds its fields
 	if !ourLayout && v.fs == nil {
 		// seed layout: project onto canonical bytes without building
 		// values, and accept the line when its hashes match. Anything
@@ -405,10 +495,15 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 		// failure: no UTF-8 check is needed here (a projection with bad
 		// bytes cannot hash right), and an hmac with no key to check it
 		// against must at least be well formed.
-		if canon, err := v.tc.transcode(line); err == nil && len(v.tc.curr) == 64 && (v.mac != nil || v.tc.mac == nil || isLowerHex(v.tc.mac)) &&
-			(v.mac == nil || v.tc.mac != nil) {
-			if !v.tc.dup && v.seedHashesMatch(prev, canon) {
-				return v.tc.curr, v.tc.seq, v.tc.hasSeq, nil, true
+		canon, ok := v.preCanon, v.preTC != nil // projected by verifyLines
+		if ok {
+			tc = v.preTC
+		} else {
+			canon, ok = v.seedProject(tc, line)
+		}
+		if ok {
+			if !tc.dup && v.seedHashesMatch(tc, prev, canon) {
+				return tc.curr, tc.seq, tc.hasSeq, nil, true
 			}
 			proj = canon
 		}
@@ -427,7 +522,7 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 	v.binSum(&sum, v.sha, prev, canon, nil)
 	if !hexEqual32(&sum, []byte(c)) {
 		v.fail(name, lineNo, ReasonBadHash, "curr_hash does not match SHA-256(prev_hash + canonical record)")
-	} else if ourLayout || proj != nil && (v.tc.dup || !bytes.Equal(proj, canon) || string(v.tc.curr) != c || hasMac && string(v.tc.mac) != mac) ||
+	} else if ourLayout || proj != nil && (tc.dup || !bytes.Equal(proj, canon) || string(tc.curr) != c || hasMac && string(tc.mac) != mac) ||
 		hasDuplicateKey(line) {
 		// the writer's layout is canonical bytes, and the seed writes
 		// every scalar in its canonical form (the projection of a line
@@ -458,17 +553,25 @@ func (v *verifier) checkLine(name string, lineNo int, line []byte, prev []byte) 
 }
 
 // seedHashesMatch reports whether the projection canon of a seed-layout
-// line hashes to the line's curr_hash and, with a key, its hmac (v.tc).
-func (v *verifier) seedHashesMatch(prev, canon []byte) bool {
+// line hashes to the line's curr_hash and, with a key, its hmac (both in
+// tc). verifyLines may have computed both with the neighbouring line's
+// (v.pre, v.preMac).
+func (v *verifier) seedHashesMatch(tc *transcoder, prev, canon []byte) bool {
 	var sum, ms [32]byte
 	macDone := false // ms already holds the HMAC, computed along with the hash
-	if v.dual != nil && v.dual.keyed && v.tc.mac != nil && len(canon) > 0 && canon[len(canon)-1] == '}' {
+	switch {
+	case v.pre != nil:
+		sum = *v.pre
+		if v.preMac != nil {
+			ms, macDone = *v.preMac, true
+		}
+	case v.dual != nil && v.dual.keyed && tc.mac != nil && len(canon) > 0 && canon[len(canon)-1] == '}':
 		v.dual.sumMacChain(&sum, &ms, prev, canon[:len(canon)-1])
 		macDone = true
-	} else {
+	default:
 		v.binSum(&sum, v.sha, prev, canon, nil)
 	}
-	if !hexEqual32(&sum, v.tc.curr) {
+	if !hexEqual32(&sum, tc.curr) {
 		return false
 	}
 	if v.mac == nil {
@@ -477,7 +580,7 @@ func (v *verifier) seedHashesMatch(prev, canon []byte) bool {
 	if !macDone {
 		v.binSum(&ms, v.mac, prev, canon, nil)
 	}
-	return hexEqual32(&ms, v.tc.mac)
+	return hexEqual32(&ms, tc.mac)
 }
 
 // binSum puts the digest of a || b || c under h (the chain hash or the HMAC)
