@@ -263,7 +263,6 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 		}
 	}
 	sp := seedPend{lineNo: -1}
-	flushSeed := func() { v.flushSeed(fs, name, &sp, &prevB) }
 	for {
 		line, _, term, err := lr.next()
 		if errors.Is(err, io.EOF) {
@@ -279,13 +278,13 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 		}
 		if !term {
 			flush()
-			flushSeed()
+			v.flushSeed(fs, name, &sp, &prevB)
 			v.fail(name, lineNo, ReasonMalformed, "last line is not newline-terminated (torn write or truncation)")
 			break
 		}
 		if pair {
 			if prefix, _, _, fast := fastSplit(line); fast {
-				flushSeed()
+				v.flushSeed(fs, name, &sp, &prevB)
 				if pendLine < 0 {
 					if lr.stable() {
 						pend = line
@@ -297,23 +296,9 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 					continue
 				}
 				pp, pc, _, _ := fastSplit(pend)
-				if keyed {
-					v.dual.sumMacChain2(&v.preSum[0], &v.preMacs[0], &v.preSum[1], &v.preMacs[1], prevB, pp, pc, prefix)
-					v.preMac = &v.preMacs[0]
-				} else {
-					v.dual.sum2Chain(&v.preSum[0], &v.preSum[1], prevB, pp, pc, prefix)
-				}
-				v.pre = &v.preSum[0]
-				v.take(fs, name, pendLine, pend, &prevB)
+				v.takePair(fs, name, &prevB, keyed, pairLine{lineNo: pendLine, line: pend, body: pp, curr: pc},
+					pairLine{lineNo: lineNo, line: line, body: prefix})
 				pendLine = -1
-				// the second sums hold only if the chain went on from pc
-				if bytes.Equal(prevB, pc) {
-					v.pre = &v.preSum[1]
-					if keyed {
-						v.preMac = &v.preMacs[1]
-					}
-				}
-				v.take(fs, name, lineNo, line, &prevB)
 				continue
 			}
 			flush()
@@ -323,7 +308,7 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 		v.take(fs, name, lineNo, line, &prevB)
 	}
 	flush()
-	flushSeed()
+	v.flushSeed(fs, name, &sp, &prevB)
 	v.lastFile, v.lastLines = name, fs.lines
 	return fs, nil
 }
@@ -359,26 +344,44 @@ func (v *verifier) takeSeed(fs *fileSum, name string, sp *seedPend, copyLine boo
 		sp.next ^= 1
 		return
 	}
-	pa, pc, pb := sp.canon[:len(sp.canon)-1], sp.tc.curr, canon[:len(canon)-1]
+	v.takePair(fs, name, prevB, keyed,
+		pairLine{lineNo: sp.lineNo, line: sp.line, body: sp.canon[:len(sp.canon)-1], curr: sp.tc.curr, tc: sp.tc, canon: sp.canon},
+		pairLine{lineNo: lineNo, line: line, body: canon[:len(canon)-1], tc: tc, canon: canon})
+	sp.lineNo = -1
+}
+
+// pairLine is one line of a pair hashed together: body is what is hashed
+// after prev (the closing '}' excepted), curr the claimed curr_hash (the
+// second line's prev), tc and canon a seed-layout line's projection.
+type pairLine struct {
+	lineNo      int
+	line, body  []byte
+	curr, canon []byte
+	tc          *transcoder
+}
+
+// takePair hashes a and b together (sha2x.go: the two lines' hashes share
+// the lanes, or with a key each line's hash and HMAC do and the two outer
+// blocks run together) and takes both. b's sums hold only if the chain
+// went on from a's claimed curr_hash.
+func (v *verifier) takePair(fs *fileSum, name string, prevB *[]byte, keyed bool, a, b pairLine) {
 	if keyed {
-		v.dual.sumMacChain2(&v.preSum[0], &v.preMacs[0], &v.preSum[1], &v.preMacs[1], *prevB, pa, pc, pb)
+		v.dual.sumMacChain2(&v.preSum[0], &v.preMacs[0], &v.preSum[1], &v.preMacs[1], *prevB, a.body, a.curr, b.body)
 		v.preMac = &v.preMacs[0]
 	} else {
-		v.dual.sum2Chain(&v.preSum[0], &v.preSum[1], *prevB, pa, pc, pb)
+		v.dual.sum2Chain(&v.preSum[0], &v.preSum[1], *prevB, a.body, a.curr, b.body)
 	}
 	v.pre = &v.preSum[0]
-	v.preTC, v.preCanon = sp.tc, sp.canon
-	v.take(fs, name, sp.lineNo, sp.line, prevB)
-	sp.lineNo = -1
-	// the second sums hold only if the chain went on from pc
-	if bytes.Equal(*prevB, pc) {
+	v.preTC, v.preCanon = a.tc, a.canon
+	v.take(fs, name, a.lineNo, a.line, prevB)
+	if bytes.Equal(*prevB, a.curr) {
 		v.pre = &v.preSum[1]
 		if keyed {
 			v.preMac = &v.preMacs[1]
 		}
 	}
-	v.preTC, v.preCanon = tc, canon
-	v.take(fs, name, lineNo, line, prevB)
+	v.preTC, v.preCanon = b.tc, b.canon
+	v.take(fs, name, b.lineNo, b.line, prevB)
 }
 
 // flushSeed takes the waiting seed-layout line, if any, alone.
@@ -392,9 +395,9 @@ func (v *verifier) flushSeed(fs *fileSum, name string, sp *seedPend, prevB *[]by
 
 // seedProject projects a seed-layout line into tc (transcode.go) and
 // reports whether checkLine's fast path can take it from there: the
-// projection worked, curr_hash is 64 characters, the hmac is present
-// exactly when a key is configured (or well formed when there is none),
-// no special key appears twice.
+// projection worked, curr_hash is 64 characters, and the hmac is present
+// exactly when a key is configured (or well formed when there is none).
+// checkLine still refuses the fast path when a special key appears twice.
 func (v *verifier) seedProject(tc *transcoder, line []byte) ([]byte, bool) {
 	canon, err := tc.transcode(line)
 	ok := err == nil && len(tc.curr) == 64 && (v.mac != nil || tc.mac == nil || isLowerHex(tc.mac)) &&
