@@ -116,14 +116,22 @@ func (t *transcoder) transcode(line []byte) ([]byte, error) {
 
 // ws skips JSON whitespace.
 func (t *transcoder) ws() {
-	for t.pos < len(t.in) {
-		switch t.in[t.pos] {
-		case ' ', '\t', '\n', '\r':
-			t.pos++
-		default:
-			return
-		}
+	for t.pos < len(t.in) && isWS(t.in[t.pos]) {
+		t.pos++
 	}
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace, where json.dumps writes one space (before a key, after
+// its ':'): that space is stepped over before the loop.
+func skipSpace(in []byte, i int) int {
+	if i < len(in) && in[i] == ' ' {
+		i++
+	}
+	for i < len(in) && isWS(in[i]) {
+		i++
+	}
+	return i
 }
 
 // key reads a member key at t.pos and the ':' after it; keys with escapes
@@ -183,12 +191,7 @@ func (t *transcoder) top() error {
 		return nil
 	}
 	for {
-		if i < len(in) && in[i] == ' ' { // json.dumps' one space
-			i++
-		}
-		for i < len(in) && isWS(in[i]) {
-			i++
-		}
+		i = skipSpace(in, i)
 		// the key, with the ':' right after its quote (as json.dumps
 		// writes it); escapes go to the parser, they do not sort like
 		// code points
@@ -202,12 +205,7 @@ func (t *transcoder) top() error {
 		}
 		k1 := j
 		i = j + 2
-		if i < len(in) && in[i] == ' ' { // json.dumps' one space
-			i++
-		}
-		for i < len(in) && isWS(in[i]) {
-			i++
-		}
+		i = skipSpace(in, i)
 		if i >= len(in) {
 			return errSlow
 		}
