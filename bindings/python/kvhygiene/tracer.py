@@ -425,11 +425,7 @@ class CacheTracer:
             framework, dtype_name, dims, pinned, ttl_sec, max_reuse, stream_id,
         )
         self._entries[h] = (None, dims, dtype_name)
-        s = str(h)  # _remember, inlined: allocate is the hot path
-        if len(_hmemo) >= _HMEMO_MAX:
-            _hmemo.clear()
-        _hmemo[s] = h
-        return s
+        return _remember(h)
 
     def track(
         self,
@@ -777,9 +773,9 @@ class CacheTracer:
         if np is None:
             raise UnsupportedError("tracer.array() needs NumPy (not installed)", status=KVH_E_UNSUPPORTED)
         h = _handle_int(handle)
-        e = self._entries.get(h)
-        if e is not None and e[0] is not None and dtype is None and shape is None:
-            return e[0]
+        obj, eshape, edtype = self._entries.get(h, (None, None, "uint8"))
+        if obj is not None and dtype is None and shape is None:
+            return obj
         bi = self.info(h)
         if bi.device != "cpu":
             raise UnsupportedError(
@@ -787,8 +783,8 @@ class CacheTracer:
                 status=KVH_E_UNSUPPORTED,
                 handle=str(h),
             )
-        dt = np.dtype(dtype if dtype is not None else (e[2] if e is not None else "uint8"))
-        shp = tuple(shape) if shape is not None else (e[1] if e is not None and e[1] is not None else None)
+        dt = np.dtype(dtype if dtype is not None else edtype)
+        shp = tuple(shape) if shape is not None else eshape
         if bi.nbytes == 0:
             return np.empty(shp if shp is not None else (0,), dtype=dt)
         raw = (ctypes.c_char * bi.nbytes).from_address(bi.ptr)
