@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // flusher performs the writer goroutine's write(2) of each batch (and,
@@ -21,6 +23,7 @@ type flusher struct {
 	spare []byte // the buffer of the last completed write, reused
 	sent  int    // writes handed over (tests)
 	syncs int    // of which with an fsync (tests)
+	early int    // of which handed over in the middle of a batch (tests)
 }
 
 type flushReq struct {
@@ -28,6 +31,7 @@ type flushReq struct {
 	sync  func(*os.File) error // non-nil: fsync after the write
 	f     *os.File
 	b     []byte
+	off   int64  // the file offset the write starts at
 	end   uint64 // with sync: the tickets the fsync makes durable
 }
 
@@ -49,6 +53,9 @@ func newFlusher() *flusher {
 		for r := range fl.req {
 			res := flushRes{b: r.b, end: r.end}
 			res.n, res.err = r.write(r.f, r.b)
+			if res.err == nil && r.sync == nil {
+				writebackFn(r.f, r.off, res.n)
+			}
 			if res.err == nil && r.sync != nil {
 				t := time.Now()
 				res.synced, res.syncErr = true, r.sync(r.f)
@@ -59,6 +66,23 @@ func newFlusher() *flusher {
 		}
 	}()
 	return fl
+}
+
+// startWriteback asks the kernel to start writing [off, off+n) of f to
+// disk now, without waiting for it (sync_file_range SYNC_FILE_RANGE_WRITE,
+// as RocksDB's bytes_per_sync does). It changes no durability promise: the
+// fsync at rotation, Flush, Close or an interval still decides what is
+// durable. It keeps that fsync short: without it the file's whole dirty
+// range, up to MaxBytes, is written back while the writer waits in the
+// rotation fsync. A hint: an error here is ignored (a failed writeback is
+// reported by the next fsync; SYNC_FILE_RANGE_WRITE does not consume it).
+// writebackFn is startWriteback; tests replace it to see the ranges.
+var writebackFn = startWriteback
+
+func startWriteback(f *os.File, off int64, n int) {
+	if n > 0 {
+		_ = unix.SyncFileRange(int(f.Fd()), off, int64(n), unix.SYNC_FILE_RANGE_WRITE)
+	}
 }
 
 // asyncMinBytes is the smallest batch handed to the flusher without an
@@ -79,11 +103,11 @@ func (w *Writer) writeOutAsync(sync bool, end uint64) error {
 	if w.fl == nil || (!sync && (len(w.out) < asyncMinBytes || w.o.Fsync == FsyncAlways)) {
 		return w.writeOut()
 	}
+	req := flushReq{write: w.writeFn, f: w.f, b: w.out, off: w.size, end: end}
 	w.size += int64(len(w.out))
 	w.dirty = true
 	w.fl.busy = true
 	w.fl.sent++
-	req := flushReq{write: w.writeFn, f: w.f, b: w.out, end: end}
 	if sync {
 		req.sync = w.syncFn
 		w.fl.syncs++
@@ -98,7 +122,35 @@ func (w *Writer) drain() error {
 	if w.fl == nil || !w.fl.busy {
 		return nil
 	}
-	r := <-w.fl.done
+	return w.collect(<-w.fl.done)
+}
+
+// handOffEarly hands the chained part of a batch to the flusher when it has
+// grown to asyncMinBytes and no write is in flight (a finished one is
+// collected without waiting), so that the copy into the page cache overlaps
+// chaining the rest of the batch rather than encoding the next one, which
+// has a core of its own to use. No fsync rides on it: the batch's end still
+// goes through writeOutAsync and the loop's fsync decision.
+func (w *Writer) handOffEarly() error {
+	if w.fl == nil || len(w.out) < asyncMinBytes || w.o.Fsync == FsyncAlways {
+		return nil
+	}
+	if w.fl.busy {
+		select {
+		case r := <-w.fl.done:
+			if err := w.collect(r); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+	w.fl.early++
+	return w.writeOutAsync(false, 0)
+}
+
+// collect takes the result of the write in flight.
+func (w *Writer) collect(r flushRes) error {
 	w.fl.busy = false
 	w.fl.spare = r.b[:0]
 	w.bytes.Add(uint64(r.n))

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,7 +63,12 @@ func (w *Writer) workers(n int) int {
 	return k
 }
 
-// parallel runs fn(worker, i) for i in [lo, hi) split over k workers.
+// parallel runs fn(worker, i) for i in [lo, hi) on k workers: the calling
+// goroutine and k-1 helpers take chunks of parChunk indexes from a shared
+// counter until none are left. The caller working too, and the chunks being
+// handed out as they are taken, matter on a machine with few cores: a helper
+// that waits in a run queue behind the appending goroutine or the flusher
+// would otherwise hold up a fixed half of the batch while a core idles.
 func (w *Writer) parallel(lo, hi, k int, fn func(e *encWorker, i int)) {
 	if k <= 1 || hi-lo < 2*pipelineMin {
 		for i := lo; i < hi; i++ {
@@ -70,23 +76,35 @@ func (w *Writer) parallel(lo, hi, k int, fn func(e *encWorker, i int)) {
 		}
 		return
 	}
-	var wg sync.WaitGroup
-	per := (hi - lo + k - 1) / k
-	for j := 0; j < k; j++ {
-		a, b := lo+j*per, min(lo+(j+1)*per, hi)
-		if a >= b {
-			break
-		}
-		wg.Add(1)
-		go func(e *encWorker, a, b int) {
-			defer wg.Done()
-			for i := a; i < b; i++ {
+	var next atomic.Int64
+	next.Store(int64(lo))
+	run := func(e *encWorker) {
+		for {
+			a := int(next.Add(parChunk)) - parChunk
+			if a >= hi {
+				return
+			}
+			for i, b := a, min(a+parChunk, hi); i < b; i++ {
 				fn(e, i)
 			}
-		}(w.encs[j], a, b)
+		}
 	}
+	var wg sync.WaitGroup
+	wg.Add(k - 1)
+	for j := 1; j < k; j++ {
+		go func(e *encWorker) {
+			defer wg.Done()
+			run(e)
+		}(w.encs[j])
+	}
+	run(w.encs[0])
 	wg.Wait()
 }
+
+// parChunk is the number of records a pipeline worker takes at a time
+// (~50 us of encoding): small enough that the last chunk leaves little
+// tail, large enough that the shared counter is touched rarely.
+const parChunk = 128
 
 func hashSafe(b []byte) bool {
 	for _, c := range b {
@@ -270,6 +288,11 @@ func (w *Writer) chainBatch(pre []preRec, d *sha2Mac, suffix int) error {
 		b = append(b, '"', '}', '\n')
 		w.out = b
 		w.commitMeta(sum[:])
+		if len(b) >= asyncMinBytes {
+			if err := w.handOffEarly(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
