@@ -315,6 +315,14 @@ func appendPyFloat(b []byte, f float64) []byte {
 	// 1e-4 <= |f| < 1e16 (both bounds are the doubles nearest those powers):
 	// Go's shortest 'f' digits are the same, plus ".0" when integral.
 	if a := math.Abs(f); a >= 1e-4 && a < 1e16 {
+		// An integral value prints as its integer and ".0" (coverage_pct
+		// 100.0 in every sanitize record): below 2^53 every integer is a
+		// double and a shorter digit string is another double; in
+		// [2^53, 1e16) doubles are even integers, two apart, so dropping a
+		// digit moves by at least 2 there too.
+		if i := int64(f); float64(i) == f {
+			return append(strconv.AppendInt(b, i, 10), '.', '0')
+		}
 		n := len(b)
 		b = strconv.AppendFloat(b, f, 'f', -1, 64)
 		for _, c := range b[n:] {

@@ -137,7 +137,9 @@ func randString(r *rand.Rand) string {
 var floatPool = []float64{0, math.Copysign(0, -1), 1, -1, 1.5, 0.1, 0.30000000000000004, 1e16, 1e15, 9999999999999998,
 	1e-4, 1e-5, 1e-7, 123456789.123, 5e-324, math.MaxFloat64, -math.SmallestNonzeroFloat64, 1e22, 1e21, 2.5e-5, 1795346751.2176793,
 	// the edges of repr's fixed notation, [1e-4, 1e16)
-	math.Nextafter(1e-4, 0), math.Nextafter(1e-4, 1), -1e-4, math.Nextafter(1e16, 0), -math.Nextafter(1e16, 0), 1e16 + 2, 100, 4503599627370496.5}
+	math.Nextafter(1e-4, 0), math.Nextafter(1e-4, 1), -1e-4, math.Nextafter(1e16, 0), -math.Nextafter(1e16, 0), 1e16 + 2, 100, 4503599627370496.5,
+	// integral values (appendPyFloat's integer path) around 2^53, where doubles become even integers
+	-100, 9007199254740992, 9007199254740994, -9007199254740996, 9007199254740991, 4503599627370497, 1234567890123456}
 
 func randFloat(r *rand.Rand) float64 {
 	switch r.IntN(4) {

@@ -13,28 +13,25 @@ import (
 // kid, prev_hash, seq, fse, schema, ts, trace_id) as the canonical JSON
 // object, keys in code-point order (see canonical.go for the values).
 
-// kvKind says which field of a kv holds its value (kvAny: v, encoded by
-// appendCanonical); kvUUID, kvPrev and kvSeq are filled in while encoding.
-type kvKind uint8
-
+// A keyTemplate writes each key's value from one of these sources: the
+// writer's own fields, or srcField+j, the caller's field j.
 const (
-	kvAny kvKind = iota
-	kvString
-	kvUint
-	kvFloat
-	kvUUID
-	kvPrev
-	kvSeq
+	srcEvent  = iota // event_type
+	srcKid           // kid
+	srcPrev          // prev_hash (left out with placeholder)
+	srcSeq           // seq (left out with placeholder)
+	srcFse           // fse (forward-secure logs)
+	srcSchema        // schema 1, unless the caller set schema
+	srcTS            // ts, unless the caller set ts
+	srcTrace         // a random trace_id, unless the caller set trace_id
+	srcField         // srcField+j: fields[j]
 )
 
-// kv is one key of a record being encoded.
+// kv is one key of a record and where its value comes from, the input of
+// newKeyTemplate.
 type kv struct {
-	key  string
-	kind kvKind
-	s    string
-	u    uint64
-	f    float64
-	v    any
+	key string
+	src uint32
 }
 
 // appendUUID appends a quoted random (version 4) UUID drawn from rng: the
@@ -99,7 +96,7 @@ func keyLess(kvs []kv, a, b sortKey) bool {
 // the kv scratch slice and the key templates of the field lists it has seen.
 // Not safe for concurrent use; the writer and each pipeline worker own one.
 type recordEncoder struct {
-	kvs   []kv
+	kvs   []kv // scratch for building a template
 	tmpls []*keyTemplate
 	next  int   // the template replaced next once maxKeyTemplates are cached
 	err   error // the first field list refused by checkKeys (AppendConst): the writer stops
@@ -117,8 +114,8 @@ const maxKeyTemplates = 32
 type keyTemplate struct {
 	fse  bool     // the record carries fse (a forward-secure log)
 	keys []string // the caller's field keys in the caller's order (copies)
-	ord  []uint32 // kv indices in output order
-	pre  []string // pre[i] is written before the value of kvs[ord[i]]
+	src  []uint32 // the value sources (src*) in output order
+	pre  []string // pre[i] is written before the value from src[i]
 	err  error    // checkKeys' verdict on the keys (Append checked them already)
 }
 
@@ -134,15 +131,17 @@ func (t *keyTemplate) matches(fse bool, fields []Field) bool {
 	return true
 }
 
-// template returns the cached template for (fse, fields) or builds one from
-// kvs, the record's kv list in encodeCanon's layout.
-func (e *recordEncoder) template(ev string, fse bool, fields []Field, kvs []kv) *keyTemplate {
+// template returns the cached template for (fse, fields), building and
+// caching one on a miss.
+func (e *recordEncoder) template(ev string, fse bool, fields []Field) *keyTemplate {
 	for _, t := range e.tmpls {
 		if t.matches(fse, fields) {
 			return t
 		}
 	}
+	kvs := e.keyList(fse, fields)
 	t := newKeyTemplate(fse, fields, kvs)
+	clear(kvs) // drop the references to the caller's keys
 	t.err = checkKeys(ev, fields)
 	if len(e.tmpls) < maxKeyTemplates {
 		e.tmpls = append(e.tmpls, t)
@@ -153,8 +152,42 @@ func (e *recordEncoder) template(ev string, fse bool, fields []Field, kvs []kv) 
 	return t
 }
 
+// keyList is a record's keys with their value sources: the writer's own,
+// the caller's fields, then schema, ts and trace_id where the caller did not
+// set them.
+func (e *recordEncoder) keyList(fse bool, fields []Field) []kv {
+	kvs := append(e.kvs[:0],
+		kv{"event_type", srcEvent}, kv{"kid", srcKid}, kv{"prev_hash", srcPrev}, kv{"seq", srcSeq})
+	if fse {
+		kvs = append(kvs, kv{"fse", srcFse})
+	}
+	var hasSchema, hasTS, hasTrace bool
+	for j, f := range fields {
+		switch f.Key {
+		case "schema":
+			hasSchema = true
+		case "ts":
+			hasTS = true
+		case "trace_id":
+			hasTrace = true
+		}
+		kvs = append(kvs, kv{f.Key, srcField + uint32(j)})
+	}
+	if !hasSchema {
+		kvs = append(kvs, kv{"schema", srcSchema})
+	}
+	if !hasTS {
+		kvs = append(kvs, kv{"ts", srcTS})
+	}
+	if !hasTrace {
+		kvs = append(kvs, kv{"trace_id", srcTrace})
+	}
+	e.kvs = kvs
+	return kvs
+}
+
 func newKeyTemplate(fse bool, fields []Field, kvs []kv) *keyTemplate {
-	t := &keyTemplate{fse: fse, keys: make([]string, len(fields)), ord: make([]uint32, 0, len(kvs)), pre: make([]string, len(kvs))}
+	t := &keyTemplate{fse: fse, keys: make([]string, len(fields)), src: make([]uint32, 0, len(kvs)), pre: make([]string, len(kvs))}
 	for i, f := range fields {
 		t.keys[i] = strings.Clone(f.Key) // the caller's key may alias memory it reuses
 	}
@@ -172,7 +205,7 @@ func newKeyTemplate(fse bool, fields []Field, kvs []kv) *keyTemplate {
 	}
 	var b []byte
 	for i, o := range ord {
-		t.ord = append(t.ord, o.i)
+		t.src = append(t.src, kvs[o.i].src)
 		b = b[:0]
 		if i == 0 {
 			b = append(b, '{')
@@ -190,77 +223,47 @@ func newKeyTemplate(fse bool, fields []Field, kvs []kv) *keyTemplate {
 // prev_hash and seq are left out and cutA/cutB are the offsets where they go
 // (prev_hash sorts before seq); the pipeline fills them in later.
 func encodeCanon(b []byte, enc *recordEncoder, rng *mrand.ChaCha8, kid string, fse int64, ev string, fields []Field, ts int64, prev []byte, seq uint64, placeholder bool) (out []byte, cutA, cutB int) {
-	kvs := enc.kvs[:0]
-	kvs = append(kvs,
-		kv{key: "event_type", kind: kvString, s: ev},
-		kv{key: "kid", kind: kvString, s: kid},
-		kv{key: "prev_hash", kind: kvPrev},
-		kv{key: "seq", kind: kvSeq, u: seq})
-	if fse >= 0 {
-		kvs = append(kvs, kv{key: "fse", kind: kvUint, u: uint64(fse)})
-	}
-	var hasSchema, hasTS, hasTrace bool
-	for _, f := range fields {
-		switch f.Key {
-		case "schema":
-			hasSchema = true
-		case "ts":
-			hasTS = true
-		case "trace_id":
-			hasTrace = true
-		}
-		switch v := f.Value.(type) {
-		case string: // validated by Append
-			kvs = append(kvs, kv{key: f.Key, kind: kvString, s: v})
-		case Text:
-			kvs = append(kvs, kv{key: f.Key, kind: kvString, s: string(v)})
-		default:
-			kvs = append(kvs, kv{key: f.Key, kind: kvAny, v: f.Value})
-		}
-	}
-	if !hasSchema {
-		kvs = append(kvs, kv{key: "schema", kind: kvUint, u: 1})
-	}
-	if !hasTS {
-		kvs = append(kvs, kv{key: "ts", kind: kvFloat, f: float64(ts) / 1e9})
-	}
-	if !hasTrace {
-		kvs = append(kvs, kv{key: "trace_id", kind: kvUUID})
-	}
-	t := enc.template(ev, fse >= 0, fields, kvs)
+	t := enc.template(ev, fse >= 0, fields)
 	if t.err != nil && enc.err == nil {
 		enc.err = t.err
 	}
-	for i, o := range t.ord {
-		e := &kvs[o]
+	for i, src := range t.src {
 		b = append(b, t.pre[i]...)
-		switch e.kind {
-		case kvString:
-			b = appendPyString(b, e.s)
-		case kvUint:
-			b = strconv.AppendUint(b, e.u, 10)
-		case kvSeq:
-			if placeholder {
-				cutB = len(b)
-			} else {
-				b = strconv.AppendUint(b, e.u, 10)
-			}
-		case kvFloat:
-			b = appendPyFloat(b, e.f)
-		case kvUUID:
-			b = appendUUID(b, rng)
-		case kvPrev:
+		switch src {
+		case srcEvent:
+			b = appendPyString(b, ev)
+		case srcKid:
+			b = appendPyString(b, kid)
+		case srcPrev:
 			if placeholder {
 				cutA = len(b)
 			} else {
 				b = appendPyString(b, unsafeString(prev))
 			}
+		case srcSeq:
+			if placeholder {
+				cutB = len(b)
+			} else {
+				b = strconv.AppendUint(b, seq, 10)
+			}
+		case srcFse:
+			b = strconv.AppendUint(b, uint64(fse), 10)
+		case srcSchema:
+			b = append(b, '1')
+		case srcTS:
+			b = appendPyFloat(b, float64(ts)/1e9)
+		case srcTrace:
+			b = appendUUID(b, rng)
 		default:
-			b, _ = appendCanonical(b, e.v) // validated by Append
+			switch v := fields[src-srcField].Value.(type) {
+			case string: // validated by Append
+				b = appendPyString(b, v)
+			case Text:
+				b = appendPyString(b, string(v))
+			default:
+				b, _ = appendCanonical(b, v) // validated by Append
+			}
 		}
 	}
-	b = append(b, '}')
-	clear(kvs) // drop references
-	enc.kvs = kvs[:0]
-	return b, cutA, cutB
+	return append(b, '}'), cutA, cutB
 }
