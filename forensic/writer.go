@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
@@ -682,6 +684,10 @@ func checkKeys(eventType string, fields []Field) error {
 	if !validUTF8(eventType) {
 		return fmt.Errorf("forensic: append: event type: %w: not valid UTF-8", ErrUnsupported)
 	}
+	// Duplicates: each key is compared only with earlier keys of the same
+	// signature (length and first eight bytes), which for distinct keys is
+	// nearly never.
+	var sigs [16]uint64
 	for i, f := range fields {
 		if reserved(f.Key) {
 			return fmt.Errorf("forensic: append %s: field %q is set by the writer", eventType, f.Key)
@@ -689,10 +695,14 @@ func checkKeys(eventType string, fields []Field) error {
 		if !validUTF8(f.Key) {
 			return fmt.Errorf("forensic: append %s: field key: %w: not valid UTF-8", eventType, ErrUnsupported)
 		}
+		sig := keyPrefix(f.Key) ^ uint64(len(f.Key))
 		for j := 0; j < i; j++ {
-			if fields[j].Key == f.Key {
+			if (j >= len(sigs) || sigs[j] == sig) && fields[j].Key == f.Key {
 				return fmt.Errorf("forensic: append %s: duplicate field %q", eventType, f.Key)
 			}
+		}
+		if i < len(sigs) {
+			sigs[i] = sig
 		}
 	}
 	return nil
@@ -742,7 +752,13 @@ func (w *Writer) appendValues(eventType string, fields []Field) error {
 // event types are short ASCII constants, for which the call costs more than
 // the check.
 func validUTF8(s string) bool {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))&0x8080808080808080 != 0 {
+			return utf8.ValidString(s)
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return utf8.ValidString(s)
 		}

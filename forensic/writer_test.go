@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -596,5 +597,42 @@ func TestEarlyHandOffAndWritebackRanges(t *testing.T) {
 		if i > 0 {
 			require.Greater(t, s.off, spans[i-1].off, "hints out of order")
 		}
+	}
+}
+
+// checkKeys finds a duplicate key wherever it is, also among keys that
+// share its length and first eight bytes and past the sixteen whose
+// signatures it keeps, and only then; validUTF8 agrees with utf8.ValidString
+// whatever the position of a non-ASCII or invalid byte.
+func TestCheckKeysAndValidUTF8(t *testing.T) {
+	keys := func(n int) []Field {
+		f := make([]Field, n)
+		for i := range f {
+			f[i] = Field{fmt.Sprintf("request_%02d", i), i} // one 8-byte prefix, one length
+		}
+		return f
+	}
+	for _, n := range []int{1, 2, 15, 16, 17, 40} {
+		require.NoError(t, checkKeys("write", keys(n)), "n=%d", n)
+		for i := 0; i < n; i++ {
+			for j := 0; j < i; j++ {
+				f := keys(n)
+				f[i].Key = f[j].Key
+				require.ErrorContains(t, checkKeys("write", f), fmt.Sprintf("duplicate field %q", f[j].Key), "n=%d i=%d j=%d", n, i, j)
+			}
+		}
+	}
+	require.NoError(t, checkKeys("write", []Field{{"a", 1}, {"b", 1}, {"ab", 1}, {"", 1}}))
+	require.ErrorContains(t, checkKeys("write", []Field{{"", 1}, {"x", 1}, {"", 2}}), `duplicate field ""`)
+
+	for n := 0; n <= 20; n++ {
+		for i := 0; i < n; i++ {
+			for _, bad := range []string{"é", "\xff", "\xe2\x82", "\U0001F600", "\xed\xa0\x80"} {
+				b := []byte(strings.Repeat("k", n))
+				s := string(b[:i]) + bad + string(b[i:])
+				require.Equal(t, utf8.ValidString(s), validUTF8(s), "%q", s)
+			}
+		}
+		require.True(t, validUTF8(strings.Repeat("k", n)))
 	}
 }
