@@ -89,24 +89,29 @@ first within a second.
 
 Append validates and enqueues (AppendConst, for field lists whose keys are
 constants of the caller's code, validates only the values there; the writer
-checks each distinct key list once and stops on a bad one); a writer
-goroutine encodes, hashes and writes whole batches with one write(2). A
-batch of 1 MiB or more (fsync none or interval) is written by a flusher
-goroutine while the next one is encoded, and so is every batch after which
-a routine interval fsync is due: the flusher runs that fsync after the
-write, and the records become durable when the writer collects the result.
-At most one write is in flight; it completes before any other fsync,
-rotation, checkpoint, synchronous write or idle park, and a failed deferred
-fsync is handled like any failed fsync (reported, never retried, the file
-rotated away).
+checks each distinct key list once and stops on a bad one, before the
+record holding it is written); a writer goroutine encodes, hashes and
+writes batches. Once 1 MiB of a batch is chained (fsync none or interval)
+it is handed to a flusher goroutine, which writes it while the writer goes
+on, and so is every batch after which a routine interval fsync is due: the
+flusher runs that fsync after the write, and the records become durable
+when the writer collects the result. After each write without an fsync the
+flusher asks the kernel to start writing those bytes back
+(sync_file_range SYNC_FILE_RANGE_WRITE), so that the fsync at rotation
+finds little left to do; that changes no durability promise. At most one
+write is in flight; it completes before any other fsync, rotation,
+checkpoint, synchronous write or idle park, and a failed deferred fsync is
+handled like any failed fsync (reported, never retried, the file rotated
+away).
 Unless someone waits for durability, the writer lingers up to 200 us so
 batches grow, and parks after 20 ms idle (only then does an Append pay for
 waking it). Batches of 64 records or more go through a pipeline: records are
-encoded in parallel with the prev_hash and seq values left out (each
-encoder sorts and encodes the keys of a distinct field list once and keeps
-that template), then the lines are assembled, chained and HMACed
-sequentially, a line's hash and HMAC computed together on two SHA-256
-lanes; the bytes equal those of the one-record path. Fsync policies: none (fsync only on Flush,
+encoded in chunks, with the prev_hash and seq values left out, by helper
+goroutines and the writer itself (each encoder sorts and encodes the keys of
+a distinct field list once and keeps that template), while the writer
+assembles, chains and HMACs the chunks already encoded, in order, a line's
+hash and HMAC computed together on two SHA-256 lanes; the bytes equal those
+of the one-record path. Fsync policies: none (fsync only on Flush,
 Checkpoint, rotation, Close), interval (at most every FsyncInterval, 10 ms
 default) and always (Append returns after the fsync covering its record;
 concurrent appenders share fsyncs). A failed fsync is never retried: the

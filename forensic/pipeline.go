@@ -15,13 +15,17 @@ import (
 
 // The writer's batch pipeline. The chain is sequential (each record holds
 // the previous record's hash), but only the SHA-256 of each record must run
-// in order. Large batches therefore go through three phases:
+// in order. Large batches are therefore encoded canonically with the
+// prev_hash and seq values left out (sorting, escaping, floats, UUIDs,
+// timestamps) in parallel, and then chained in order:
 //
-//  1. parallel: encode every record canonically with the prev_hash and seq
-//     values left out (sorting, escaping, floats, UUIDs, timestamps);
-//  2. sequential: per record, hash prev + canonical (streamed from the
-//     pieces), decide rotation, do the bookkeeping;
-//  3. parallel: assemble each line and compute its HMAC.
+//   - with the two-lane hasher (SHA-NI and an HMAC key), streamBatch
+//     encodes chunks ahead on every core while the writer chains the
+//     chunks already encoded, each line assembled in the output buffer and
+//     its hash and HMAC computed together over it;
+//   - otherwise in three phases: parallel encoding; per record, in order,
+//     the hash of prev + canonical streamed from the pieces, rotation and
+//     bookkeeping; parallel assembly of the lines with their HMACs.
 //
 // The bytes are identical to the sequential encodeLine path (tested).
 
@@ -133,22 +137,24 @@ func (w *Writer) appendBatch(recs []pending, fields []Field) error {
 		w.pre = append(w.pre[:cap(w.pre)], make([]preRec, n-cap(w.pre))...)
 	}
 	pre := w.pre[:n]
-	w.parallel(0, n, k, func(e *encWorker, i int) {
+	kid, fse := w.kid, w.fseValue()
+	encode := func(e *encWorker, i int) {
 		r := &recs[i]
 		p := &pre[i]
-		p.buf, p.cutA, p.cutB = encodeCanon(p.buf[:0], &e.enc, e.rng, w.kid, w.fseValue(), r.ev, fields[r.fi:r.fi+r.fn], time.Now().UnixNano(), nil, 0, true)
-	})
-	for _, e := range w.encs[:k] {
-		if e.enc.err != nil {
-			return e.enc.err
-		}
+		p.buf, p.cutA, p.cutB = encodeCanon(p.buf[:0], &e.enc, e.rng, kid, fse, r.ev, fields[r.fi:r.fi+r.fn], time.Now().UnixNano(), nil, 0, true)
 	}
 	suffix := sufPlainLen
 	if w.mac != nil {
 		suffix = sufMacLen
 	}
 	if d := w.dualHasher(); d != nil {
-		return w.chainBatch(pre, d, suffix)
+		return w.streamBatch(pre, k, encode, d, suffix)
+	}
+	w.parallel(0, n, k, encode)
+	for _, e := range w.encs[:k] {
+		if e.enc.err != nil {
+			return e.enc.err
+		}
 	}
 	seg := 0
 	var segBytes int64
@@ -250,6 +256,92 @@ func (w *Writer) dualHasher() *sha2Mac {
 		w.dual, w.dualFor = newSHA2Mac(k), w.mac
 	}
 	return w.dual
+}
+
+// streamBatch encodes and chains a batch at the same time. The writer
+// goroutine and k-1 helpers take chunks of parChunk records, in order, from
+// a shared counter and encode them; the writer chains the chunks in order
+// as they become ready and, whenever the next one is not, encodes a chunk
+// itself instead of waiting. So encoding runs ahead of the chain on the
+// other cores while they are free, and the writer's core works on whichever
+// stage is behind (with two phases, the core that was not chaining sat idle
+// once the caller and the flusher had nothing left to do).
+//
+// A chunk whose encoding met a field list checkKeys refuses (AppendConst)
+// stops the batch before that chunk is chained: the records before it are
+// written, it and the rest are not.
+func (w *Writer) streamBatch(pre []preRec, k int, encode func(*encWorker, int), d *sha2Mac, suffix int) error {
+	n := len(pre)
+	nch := (n + parChunk - 1) / parChunk
+	if cap(w.chunkDone) < nch {
+		w.chunkDone = make(chan int, nch)
+		w.chunkReady = make([]bool, nch)
+		w.chunkErr = make([]error, nch)
+	}
+	done, ready, errs := w.chunkDone, w.chunkReady[:nch], w.chunkErr[:nch]
+	var next atomic.Int64
+	// claim encodes the next unclaimed chunk; false when none is left.
+	claim := func(e *encWorker) (int, bool) {
+		c := int(next.Add(1)) - 1
+		if c >= nch {
+			return c, false
+		}
+		clean := e.enc.err == nil
+		for i, end := c*parChunk, min((c+1)*parChunk, n); i < end; i++ {
+			encode(e, i)
+		}
+		if clean && e.enc.err != nil {
+			// an encoder's error is sticky: its first bad chunk is flagged,
+			// and no earlier chunk of any encoder is bad without a flag
+			errs[c] = e.enc.err
+		}
+		return c, true
+	}
+	var wg sync.WaitGroup
+	wg.Add(k - 1)
+	for j := 1; j < k; j++ {
+		go func(e *encWorker) {
+			defer wg.Done()
+			for {
+				c, ok := claim(e)
+				if !ok {
+					return
+				}
+				done <- c
+			}
+		}(w.encs[j])
+	}
+	err := func() error {
+		for c := 0; c < nch; c++ {
+			for !ready[c] {
+				select {
+				case x := <-done:
+					ready[x] = true
+				default:
+					if x, ok := claim(w.encs[0]); ok {
+						ready[x] = true
+					} else {
+						ready[<-done] = true // c is being encoded by a helper
+					}
+				}
+			}
+			if errs[c] != nil {
+				return errs[c]
+			}
+			if err := w.chainBatch(pre[c*parChunk:min((c+1)*parChunk, n)], d, suffix); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	next.Store(int64(nch)) // on an error, helpers claim nothing more
+	wg.Wait()
+	for len(done) > 0 {
+		<-done
+	}
+	clear(ready)
+	clear(errs)
+	return err
 }
 
 // chainBatch is the sequential phase with the interleaved hasher: each

@@ -171,6 +171,9 @@ type Writer struct {
 	lastCPTime time.Time
 	pre        []preRec     // batch pipeline records
 	encs       []*encWorker // batch pipeline workers
+	chunkDone  chan int     // streamBatch: chunks encoded by helpers
+	chunkReady []bool       // streamBatch: chunks encoded
+	chunkErr   []error      // streamBatch: a chunk's encoding error
 	dual       *sha2Mac     // interleaved hash+HMAC (sha2x.go) with the key of dualFor
 	dualFor    hash.Hash
 	fl         *flusher  // write(2) of the previous batch, in flight (flusher.go)

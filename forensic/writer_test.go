@@ -417,6 +417,7 @@ func TestAppendConstBadKeysStopWriter(t *testing.T) {
 	}{
 		{"duplicate, one-record path", 0, []Field{{"handle", "h"}, {"handle", "again"}}, `duplicate field "handle"`},
 		{"reserved, pipelined batch", 300, []Field{{"seq", int64(7)}}, `field "seq" is set by the writer`},
+		{"reserved, chunk in the middle of a batch", 1000, []Field{{"kid", "x"}}, `field "kid" is set by the writer`},
 		{"invalid UTF-8 key", 0, []Field{{"k\xff", 1}}, "not valid UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -433,9 +434,13 @@ func TestAppendConstBadKeysStopWriter(t *testing.T) {
 				// queue the good records and the bad one as one batch (what
 				// AppendConst does, under the lock the writer takes them with)
 				w.mu.Lock()
+				bad := tc.batch
+				if tc.batch >= 1000 {
+					bad = 700 // in the sixth chunk, with good ones after it
+				}
 				for i := 0; i <= tc.batch; i++ {
 					fs := []Field{{"handle", "queued"}}
-					if i == tc.batch {
+					if i == bad {
 						fs = tc.fields
 					}
 					w.q = append(w.q, pending{ev: "write", fi: len(w.qf), fn: len(fs)})
@@ -457,6 +462,14 @@ func TestAppendConstBadKeysStopWriter(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, res.OK, "%+v", res.Failures)
 			require.GreaterOrEqual(t, res.Records, 1)
+			if tc.batch >= 1000 {
+				// the records before the bad one's chunk may be written,
+				// the bad one and everything after it never are
+				require.LessOrEqual(t, res.Records, 1+700)
+				for _, l := range readLines(t, p) {
+					require.NotContains(t, l, `"kid":"x"`)
+				}
+			}
 			if tc.batch > 0 {
 				require.GreaterOrEqual(t, w.pipelined.Load(), uint64(tc.batch+1), "the batch went through the pipeline")
 			}
