@@ -316,3 +316,14 @@ func TestWriteBenchLogs(t *testing.T) {
 		os.RemoveAll(filepath.Dir(src))
 	}
 }
+
+// BenchmarkCheckKeys is Append's check of a typical record's keys, on the
+// caller's path of every Append.
+func BenchmarkCheckKeys(b *testing.B) {
+	fields := benchFields(0)
+	for i := 0; i < b.N; i++ {
+		if err := checkKeys("sanitize_end", fields); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

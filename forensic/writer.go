@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math/bits"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -687,28 +688,67 @@ func checkKeys(eventType string, fields []Field) error {
 	if !validUTF8(eventType) {
 		return fmt.Errorf("forensic: append: event type: %w: not valid UTF-8", ErrUnsupported)
 	}
-	// Duplicates: each key is compared only with earlier keys of the same
-	// signature (length and first eight bytes), which for distinct keys is
-	// nearly never.
+	// One pass over the keys: the high bits of all their bytes (ASCII is
+	// checked once at the end; a key with others is then checked alone), and
+	// a signature of each (length and first eight bytes). A key is compared
+	// with an earlier one only when their signatures agree, which for
+	// distinct keys is nearly never, and with the reserved keys only when its
+	// length is one of theirs.
 	var sigs [16]uint64
-	for i, f := range fields {
-		if reserved(f.Key) {
-			return fmt.Errorf("forensic: append %s: field %q is set by the writer", eventType, f.Key)
+	var high uint64
+	for i := range fields {
+		k := fields[i].Key
+		pfx, h := keyScan(k)
+		high |= h
+		if len(k) < 64 && reservedLens>>len(k)&1 != 0 && reserved(k) {
+			return fmt.Errorf("forensic: append %s: field %q is set by the writer", eventType, k)
 		}
-		if !validUTF8(f.Key) {
-			return fmt.Errorf("forensic: append %s: field key: %w: not valid UTF-8", eventType, ErrUnsupported)
-		}
-		sig := keyPrefix(f.Key) ^ uint64(len(f.Key))
+		sig := pfx ^ uint64(len(k))
 		for j := 0; j < i; j++ {
-			if (j >= len(sigs) || sigs[j] == sig) && fields[j].Key == f.Key {
-				return fmt.Errorf("forensic: append %s: duplicate field %q", eventType, f.Key)
+			if (j >= len(sigs) || sigs[j] == sig) && fields[j].Key == k {
+				return fmt.Errorf("forensic: append %s: duplicate field %q", eventType, k)
 			}
 		}
 		if i < len(sigs) {
 			sigs[i] = sig
 		}
 	}
+	if high&0x8080808080808080 != 0 {
+		for _, f := range fields {
+			if !utf8.ValidString(f.Key) {
+				return fmt.Errorf("forensic: append %s: field key: %w: not valid UTF-8", eventType, ErrUnsupported)
+			}
+		}
+	}
 	return nil
+}
+
+// reservedLens has bit n set when a reserved key is n bytes long.
+var reservedLens = func() (m uint64) {
+	for k := range reservedKeys {
+		m |= 1 << len(k)
+	}
+	return m
+}()
+
+// keyScan returns keyPrefix(k) and the OR of k's bytes in eight-byte words
+// (any byte >= 0x80 sets a bit of 0x8080808080808080).
+func keyScan(k string) (pfx, high uint64) {
+	n := len(k)
+	if n < 8 {
+		for i := 0; i < n; i++ {
+			pfx |= uint64(k[i]) << (56 - 8*i)
+		}
+		return pfx, pfx
+	}
+	p := unsafe.StringData(k)
+	w := binary.LittleEndian.Uint64(unsafe.Slice(p, 8))
+	pfx, high = bits.ReverseBytes64(w), w
+	for i := 8; i+8 <= n; i += 8 {
+		high |= binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(p), i)), 8))
+	}
+	// the last eight bytes (overlapping what was read) cover the tail
+	return pfx, high | binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(p), n-8)), 8))
 }
 
 func (w *Writer) appendValues(eventType string, fields []Field) error {

@@ -638,6 +638,26 @@ func TestCheckKeysAndValidUTF8(t *testing.T) {
 	require.NoError(t, checkKeys("write", []Field{{"a", 1}, {"b", 1}, {"ab", 1}, {"", 1}}))
 	require.ErrorContains(t, checkKeys("write", []Field{{"", 1}, {"x", 1}, {"", 2}}), `duplicate field ""`)
 
+	for k := range reservedKeys {
+		require.ErrorContains(t, checkKeys("write", []Field{{"a", 1}, {k, 2}}), fmt.Sprintf("field %q is set by the writer", k))
+	}
+	for n := 0; n <= 40; n++ {
+		for i := 0; i <= n; i++ {
+			base := strings.Repeat("k", n)
+			for _, c := range []struct {
+				ins string
+				ok  bool
+			}{{"é", true}, {"\xff", false}, {"\xe2\x82", false}, {"\U0001F600", true}} {
+				key := base[:i] + c.ins + base[i:]
+				err := checkKeys("write", []Field{{"first", 1}, {key, 2}, {"last", 3}})
+				if c.ok {
+					require.NoError(t, err, "%q", key)
+				} else {
+					require.ErrorContains(t, err, "not valid UTF-8", "%q", key)
+				}
+			}
+		}
+	}
 	for n := 0; n <= 20; n++ {
 		for i := 0; i < n; i++ {
 			for _, bad := range []string{"é", "\xff", "\xe2\x82", "\U0001F600", "\xed\xa0\x80"} {
