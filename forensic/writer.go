@@ -692,10 +692,11 @@ func checkKeys(eventType string, fields []Field) error {
 	// checked once at the end; a key with others is then checked alone), and
 	// a signature of each (length and first eight bytes). A key is compared
 	// with an earlier one only when their signatures agree, which for
-	// distinct keys is nearly never, and with the reserved keys only when its
-	// length is one of theirs.
+	// distinct keys is nearly never (and looked for only when a 64-bit filter
+	// of the earlier signatures has its bit), and with the reserved keys only
+	// when its length is one of theirs.
 	var sigs [16]uint64
-	var high uint64
+	var high, seen uint64
 	for i := range fields {
 		k := fields[i].Key
 		pfx, h := keyScan(k)
@@ -704,11 +705,17 @@ func checkKeys(eventType string, fields []Field) error {
 			return fmt.Errorf("forensic: append %s: field %q is set by the writer", eventType, k)
 		}
 		sig := pfx ^ uint64(len(k))
-		for j := 0; j < i; j++ {
-			if (j >= len(sigs) || sigs[j] == sig) && fields[j].Key == k {
-				return fmt.Errorf("forensic: append %s: duplicate field %q", eventType, k)
+		// seen has one of 64 bits set per earlier signature: a key whose
+		// bit is clear cannot repeat an earlier one (up to 16 keys)
+		bit := uint64(1) << ((sig * 0x9e3779b97f4a7c15) >> 58)
+		if seen&bit != 0 || i >= len(sigs) {
+			for j := 0; j < i; j++ {
+				if (j >= len(sigs) || sigs[j] == sig) && fields[j].Key == k {
+					return fmt.Errorf("forensic: append %s: duplicate field %q", eventType, k)
+				}
 			}
 		}
+		seen |= bit
 		if i < len(sigs) {
 			sigs[i] = sig
 		}
