@@ -19,11 +19,11 @@ import (
 // prev_hash and seq values left out (sorting, escaping, floats, UUIDs,
 // timestamps) in parallel, and then chained in order:
 //
-//   - with the two-lane hasher (SHA-NI and an HMAC key), streamBatch
-//     encodes chunks ahead on every core while the writer chains the
-//     chunks already encoded, each line assembled in the output buffer and
-//     its hash and HMAC computed together over it;
-//   - otherwise in three phases: parallel encoding; per record, in order,
+//   - without a key, or with one and the two-lane hasher (SHA-NI),
+//     streamBatch encodes chunks ahead on every core while the writer
+//     chains the chunks already encoded, each line assembled in the output
+//     buffer and hashed there (with a key, its hash and HMAC together);
+//   - with a key but no SHA-NI, in three phases: parallel encoding; per record, in order,
 //     the hash of prev + canonical streamed from the pieces, rotation and
 //     bookkeeping; parallel assembly of the lines with their HMACs.
 //
@@ -147,7 +147,7 @@ func (w *Writer) appendBatch(recs []pending, fields []Field) error {
 	if w.mac != nil {
 		suffix = sufMacLen
 	}
-	if d := w.dualHasher(); d != nil {
+	if d := w.dualHasher(); d != nil || w.mac == nil {
 		return w.streamBatch(pre, k, encode, d, suffix)
 	}
 	w.parallel(0, n, k, encode)
@@ -344,9 +344,9 @@ func (w *Writer) streamBatch(pre []preRec, k int, encode func(*encWorker, int), 
 	return err
 }
 
-// chainBatch is the sequential phase with the interleaved hasher: each
-// line is assembled straight into the output buffer and its hash and HMAC
-// are computed together over it in place (there is no third phase).
+// chainBatch chains encoded records in order: each line is assembled
+// straight into the output buffer and hashed there, its hash and HMAC
+// together on two lanes with d, its hash alone without a key (d nil).
 func (w *Writer) chainBatch(pre []preRec, d *sha2Mac, suffix int) error {
 	var seqd [20]byte
 	var sum, mac [32]byte
@@ -369,14 +369,24 @@ func (w *Writer) chainBatch(pre []preRec, d *sha2Mac, suffix int) error {
 		b = append(b, p.buf[p.cutA:p.cutB]...)
 		b = append(b, seqs...)
 		b = append(b, p.buf[p.cutB:len(p.buf)-1]...)
-		d.sumMacChain(&sum, &mac, w.prev, b[start:])
+		if d != nil {
+			d.sumMacChain(&sum, &mac, w.prev, b[start:])
+		} else {
+			w.sha.Reset()
+			w.sha.Write(w.prev)
+			w.sha.Write(b[start:])
+			w.sha.Write(closeBrace)
+			w.sha.Sum(sum[:0])
+		}
 		b = append(b, sufCurr...)
 		hexEncode32(&hx, &sum)
 		b = append(b, hx[:]...)
 		w.prev = append(w.prev[:0], hx[:]...)
-		b = append(b, sufMac...)
-		hexEncode32(&hx, &mac)
-		b = append(b, hx[:]...)
+		if d != nil {
+			b = append(b, sufMac...)
+			hexEncode32(&hx, &mac)
+			b = append(b, hx[:]...)
+		}
 		b = append(b, '"', '}', '\n')
 		w.out = b
 		w.commitMeta(sum[:])

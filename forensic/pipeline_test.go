@@ -8,13 +8,36 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestPipelineMatchesCanonical pushes large batches through the parallel
-// pipeline (with rotations inside batches) and checks every line byte for
-// byte against Canonical of its parsed record, plus both verifiers.
+// TestPipelineMatchesCanonical pushes large batches through the pipeline
+// (with rotations inside batches) and checks every line byte for byte
+// against Canonical of its parsed record, plus both verifiers: with an HMAC
+// key (streamed, two-lane hasher), without one (streamed, one SHA-256), and
+// with a key but the two-lane hasher off (three phases, as without SHA-NI).
 func TestPipelineMatchesCanonical(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		keyless bool
+		sha2x   bool
+	}{{"hmac", false, true}, {"keyless", true, true}, {"hmac-three-phases", false, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			if !c.sha2x {
+				sha2xOff.Store(true)
+				defer sha2xOff.Store(false)
+			}
+			testPipelineMatchesCanonical(t, c.keyless)
+		})
+	}
+}
+
+func testPipelineMatchesCanonical(t *testing.T, keyless bool) {
 	e := newCPEnv(t)
 	o := e.opts(60_000)
 	o.CheckpointEvery = 500
+	vo := e.vopts()
+	key := testKey
+	if keyless {
+		o.HMACKey, vo.HMACKey, key = nil, nil, nil
+	}
 	w, err := Open(o)
 	require.NoError(t, err)
 	// 4 appenders outpace the writer, whose 200 us linger lets batches
@@ -52,8 +75,8 @@ func TestPipelineMatchesCanonical(t *testing.T) {
 		}
 	}
 	require.Equal(t, 2400+int(w.Stats().Rotations), n)
-	res, err := VerifyAll(e.log, e.vopts())
+	res, err := VerifyAll(e.log, vo)
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res.Failures)
-	require.True(t, seedVerify(t, e.log, testKey))
+	require.True(t, seedVerify(t, e.log, key))
 }
