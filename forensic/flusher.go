@@ -76,14 +76,14 @@ func newFlusher() *flusher {
 // range, up to MaxBytes, is written back while the writer waits in the
 // rotation fsync. A hint: an error here is ignored (a failed writeback is
 // reported by the next fsync; SYNC_FILE_RANGE_WRITE does not consume it).
-// writebackFn is startWriteback; tests replace it to see the ranges.
-var writebackFn = startWriteback
-
 func startWriteback(f *os.File, off int64, n int) {
 	if n > 0 {
 		_ = unix.SyncFileRange(int(f.Fd()), off, int64(n), unix.SYNC_FILE_RANGE_WRITE)
 	}
 }
+
+// writebackFn is startWriteback; tests replace it to see the ranges.
+var writebackFn = startWriteback
 
 // asyncMinBytes is the smallest batch handed to the flusher without an
 // fsync. Smaller ones are written at once: the hand-over costs two goroutine
