@@ -672,7 +672,7 @@ func (w *Writer) Append(eventType string, fields ...Field) error {
 // are validated on the caller's path. The keys are checked once per distinct
 // field list when the writer goroutine builds its encoding template; a list
 // that Append would refuse (a reserved or duplicate key, invalid UTF-8) stops
-// the writer with an error naming it, before the batch holding it is written.
+// the writer with an error naming it, before the record holding it is written.
 func (w *Writer) AppendConst(eventType string, fields ...Field) error {
 	if eventType == "" || !validUTF8(eventType) {
 		return checkKeys(eventType, nil)
