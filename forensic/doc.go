@@ -98,7 +98,10 @@ flusher runs that fsync after the write, and the records become durable
 when the writer collects the result. After each write without an fsync the
 flusher asks the kernel to start writing those bytes back
 (sync_file_range SYNC_FILE_RANGE_WRITE), so that the fsync at rotation
-finds little left to do; that changes no durability promise. At most one
+finds little left to do, and after every flusher write it drops the file's
+pages more than 16 MiB behind its end from the page cache once they are
+clean (posix_fadvise DONTNEED; an audit log is read rarely, and host memory
+is wanted for KV offload). Neither changes a durability promise. At most one
 write is in flight; it completes before any other fsync, rotation,
 checkpoint, synchronous write or idle park, and a failed deferred fsync is
 handled like any failed fsync (reported, never retried, the file rotated

@@ -62,6 +62,9 @@ func newFlusher() *flusher {
 				res.syncAt = time.Now()
 				res.syncDur = res.syncAt.Sub(t)
 			}
+			if res.err == nil {
+				dropBehind(r.f, r.off+int64(res.n))
+			}
 			fl.done <- res
 		}
 	}()
@@ -84,6 +87,42 @@ func startWriteback(f *os.File, off int64, n int) {
 
 // writebackFn is startWriteback; tests replace it to see the ranges.
 var writebackFn = startWriteback
+
+// dropBehind drops the log's pages from the page cache once they are
+// dropLag bytes behind the end of the file. An audit log is written once
+// and read rarely, and on an LLM server host memory is wanted for KV
+// offload, not for gigabytes of log (PostgreSQL drops its WAL segments the
+// same way). It also lets the next pages the log needs be ones just freed:
+// on the development VM a write(2) into newly allocated page-cache memory
+// cost 3-27x one into recycled memory, and was a third of the writer's CPU.
+// The kernel drops only clean pages, and a page is clean once the writeback
+// startWriteback began is done, which may take longer than dropLag bytes of
+// appends: so each call covers the last dropWindow bytes behind the lag
+// again (the kernel skips what is no longer cached cheaply). The last
+// dropLag bytes stay cached for readers that follow the log.
+func dropBehind(f *os.File, end int64) {
+	if to := end - dropLag; to > 0 {
+		from := max(0, end-dropWindow)
+		dropFn(f, from, to-from)
+	}
+}
+
+// dropLag and dropWindow bound what dropBehind drops: [end-dropWindow,
+// end-dropLag). Variables so that tests can change them.
+var (
+	dropLag    int64 = 16 << 20
+	dropWindow int64 = 256 << 20
+)
+
+// dropPages is posix_fadvise(POSIX_FADV_DONTNEED) over [off, off+n): a
+// hint, like startWriteback, whose error is ignored; it neither waits for
+// writeback nor consumes a writeback error, which the next fsync reports.
+func dropPages(f *os.File, off, n int64) {
+	_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
+}
+
+// dropFn is dropPages; tests replace it to see the ranges.
+var dropFn = dropPages
 
 // asyncMinBytes is the smallest batch handed to the flusher without an
 // fsync. Smaller ones are written at once: the hand-over costs two goroutine

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 var testKey = []byte("secret")
@@ -668,4 +670,72 @@ func TestCheckKeysAndValidUTF8(t *testing.T) {
 		}
 		require.True(t, validUTF8(strings.Repeat("k", n)))
 	}
+}
+
+// Pages more than dropLag behind the end of the log leave the page cache
+// once they are clean (here: after a Flush), and dropBehind never asks for
+// anything within dropLag of the end or outside the file.
+func TestDropBehind(t *testing.T) {
+	oldMin, oldLag, oldDrop := asyncMinBytes, dropLag, dropFn
+	asyncMinBytes, dropLag = 1, 1<<20
+	var mu sync.Mutex
+	var bad []string
+	calls := 0
+	dropFn = func(f *os.File, off, n int64) {
+		st, err := f.Stat()
+		mu.Lock()
+		calls++
+		if err != nil || off < 0 || n <= 0 || off+n > st.Size()-dropLag {
+			bad = append(bad, fmt.Sprintf("[%d, %d) of a %d-byte file", off, off+n, st.Size()))
+		}
+		mu.Unlock()
+		oldDrop(f, off, n)
+	}
+	t.Cleanup(func() { asyncMinBytes, dropLag, dropFn = oldMin, oldLag, oldDrop })
+	p := filepath.Join(t.TempDir(), "kv_cache.log")
+	w, err := Open(Options{Path: p, HMACKey: testKey, Fsync: FsyncNone, MaxBytes: 1 << 30})
+	require.NoError(t, err)
+	f := benchFields(0)
+	for i := 0; i < 30000; i++ {
+		require.NoError(t, w.AppendConst("sanitize_end", f...))
+	}
+	require.NoError(t, w.Flush()) // everything so far is clean now
+	for i := 0; i < 3000; i++ {
+		require.NoError(t, w.AppendConst("sanitize_end", f...))
+	}
+	require.NoError(t, w.Flush())
+
+	fd, err := os.Open(p)
+	require.NoError(t, err)
+	defer fd.Close()
+	st, err := fd.Stat()
+	require.NoError(t, err)
+	size := int(st.Size())
+	require.Greater(t, size, 16<<20)
+	mem, err := unix.Mmap(int(fd.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	require.NoError(t, err)
+	vec := make([]byte, (size+os.Getpagesize()-1)/os.Getpagesize())
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)), uintptr(unsafe.Pointer(&vec[0])))
+	require.Zero(t, errno, "mincore")
+	require.NoError(t, unix.Munmap(mem))
+	behind := (size - 3<<20) / os.Getpagesize() // well behind the lag
+	resident := 0
+	for _, v := range vec[:behind] {
+		resident += int(v & 1)
+	}
+	var fs unix.Statfs_t
+	require.NoError(t, unix.Fstatfs(int(fd.Fd()), &fs))
+	if fs.Type != unix.TMPFS_MAGIC { // tmpfs pages are the file itself: nothing to drop
+		require.LessOrEqual(t, resident, behind/100, "%d of the %d pages behind the lag are still cached", resident, behind)
+	}
+
+	require.NoError(t, w.Close())
+	mu.Lock()
+	require.Positive(t, calls)
+	require.Empty(t, bad)
+	mu.Unlock()
+	res, err := VerifyChain(p, VerifyOptions{HMACKey: testKey})
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res.Failures)
+	require.Equal(t, 33000, res.Records)
 }
