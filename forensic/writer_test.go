@@ -364,6 +364,18 @@ func TestFlushMakesRecordsVisible(t *testing.T) {
 	require.True(t, res.OK)
 }
 
+// flushedCount flushes w, reads one of its flusher's counters and closes
+// it (the flusher is gone after Close).
+func flushedCount(t *testing.T, w *Writer, count func(*flusher) int) int {
+	t.Helper()
+	require.NoError(t, w.Flush())
+	w.mu.Lock()
+	n := count(w.fl)
+	w.mu.Unlock()
+	require.NoError(t, w.Close())
+	return n
+}
+
 // compatRoot is the seed's log fixtures, copied from ../shared/compat into
 // tests/fixtures/compat so a clean clone has them.
 func compatRoot() string { return filepath.Join(repoRoot(), "tests", "fixtures", "compat") }
@@ -522,11 +534,7 @@ func TestDeferredFsyncFailureRotates(t *testing.T) {
 	for i := 0; i < 20000; i++ {
 		require.NoError(t, w.Append("write", Field{"handle", "h"}, Field{"i", int64(i)}))
 	}
-	require.NoError(t, w.Flush())
-	w.mu.Lock()
-	deferred := w.fl.syncs
-	w.mu.Unlock()
-	require.NoError(t, w.Close())
+	deferred := flushedCount(t, w, func(fl *flusher) int { return fl.syncs })
 	require.Positive(t, deferred, "some fsyncs ran on the flusher")
 	mu.Lock()
 	require.NotNil(t, failedFile, "the injected failure hit a deferred fsync")
@@ -586,11 +594,7 @@ func TestEarlyHandOffAndWritebackRanges(t *testing.T) {
 	for i := 0; i < n; i++ {
 		require.NoError(t, w.AppendConst("sanitize_end", f...))
 	}
-	require.NoError(t, w.Flush())
-	w.mu.Lock()
-	early := w.fl.early
-	w.mu.Unlock()
-	require.NoError(t, w.Close())
+	early := flushedCount(t, w, func(fl *flusher) int { return fl.early })
 	require.Positive(t, early, "no batch was handed over while it was chained")
 
 	res, err := VerifyChain(p, VerifyOptions{HMACKey: testKey})
