@@ -79,6 +79,8 @@ func newFlusher() *flusher {
 // range, up to MaxBytes, is written back while the writer waits in the
 // rotation fsync. A hint: an error here is ignored (a failed writeback is
 // reported by the next fsync; SYNC_FILE_RANGE_WRITE does not consume it).
+// Never add the WAIT flags: waiting advances the file's writeback-error
+// cursor, and the fsync that decides durability would then miss the error.
 func startWriteback(f *os.File, off int64, n int) {
 	if n > 0 {
 		_ = unix.SyncFileRange(int(f.Fd()), off, int64(n), unix.SYNC_FILE_RANGE_WRITE)
