@@ -101,7 +101,8 @@ flusher asks the kernel to start writing those bytes back
 finds little left to do, and after every flusher write it drops the file's
 pages more than 16 MiB behind its end from the page cache once they are
 clean (posix_fadvise DONTNEED; an audit log is read rarely, and host memory
-is wanted for KV offload). Neither changes a durability promise. At most one
+is wanted for KV offload); a rotated file leaves the cache whole after its
+fsync. Neither changes a durability promise. At most one
 write is in flight; it completes before any other fsync, rotation,
 checkpoint, synchronous write or idle park, and a failed deferred fsync is
 handled like any failed fsync (reported, never retried, the file rotated

@@ -1183,6 +1183,11 @@ func (w *Writer) rotateFull() error {
 		w.fails = append(w.fails, ticketRange{lo: w.durable, hi: w.tickets})
 		w.mu.Unlock()
 	}
+	if !w.dirty {
+		// synced, so clean: the whole file leaves the page cache (what
+		// dropBehind does behind the end of a growing file)
+		dropFn(w.f, 0, w.size)
+	}
 	return w.rotate()
 }
 
