@@ -331,6 +331,9 @@ func (w *Writer) streamBatch(pre []preRec, k int, encode func(*encWorker, int), 
 			if err := w.chainBatch(pre[c*parChunk:min((c+1)*parChunk, n)], d, suffix); err != nil {
 				return err
 			}
+			if err := w.handOffEarly(); err != nil {
+				return err
+			}
 		}
 		return nil
 	}()
@@ -390,11 +393,6 @@ func (w *Writer) chainBatch(pre []preRec, d *sha2Mac, suffix int) error {
 		b = append(b, '"', '}', '\n')
 		w.out = b
 		w.commitMeta(sum[:])
-		if len(b) >= asyncMinBytes {
-			if err := w.handOffEarly(); err != nil {
-				return err
-			}
-		}
 	}
 	return nil
 }
