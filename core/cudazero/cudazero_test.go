@@ -593,6 +593,19 @@ func TestContextHandling(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, fake.Calls("cuCtxPushCurrent"))
 	assert.Equal(t, 1, fake.CtxDepth())
+	assert.Zero(t, fake.Calls("cuCtxGetDevice"), "the primary context's state was loaded for device 0 by the first call")
+
+	// A driver that has not seen the context yet asks for its device once.
+	d2 := newDriver(t)
+	for i := range 2 {
+		fake.Reset()
+		o, err := d2.ZeroAsync(0, 0, []Range{{p, 4096}}, true, false)
+		require.NoError(t, err)
+		_, err = o.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, 1-i, fake.Calls("cuCtxGetDevice"), "call %d", i)
+		assert.Zero(t, fake.Calls("cuCtxPushCurrent"))
+	}
 
 	// A current context of another device: device 1's work gets its own.
 	p1 := devAlloc(t, 1, 4096)

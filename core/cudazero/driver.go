@@ -279,6 +279,9 @@ func (d *Driver) withContext(ordinal int, f func(ctx C.kvh_CUcontext) error) err
 		return err
 	}
 	if cur != nil {
+		if d.loadedOn(cur, ordinal) {
+			return f(cur)
+		}
 		var cdev C.kvh_CUdevice
 		if C.kvh_cuCtxGetDevice(d.cu, &cdev) == cuSuccess && cdev == dev {
 			return f(cur)
@@ -296,6 +299,15 @@ func (d *Driver) withContext(ordinal int, f func(ctx C.kvh_CUcontext) error) err
 		ferr = err
 	}
 	return ferr
+}
+
+// loadedOn reports whether ctx is a context whose state (module, slots) was
+// loaded for device ordinal: such a context needs no cuCtxGetDevice.
+func (d *Driver) loadedOn(ctx C.kvh_CUcontext, ordinal int) bool {
+	d.mu.Lock()
+	cs := d.ctxs[ctx]
+	d.mu.Unlock()
+	return cs != nil && cs.ordinal == ordinal
 }
 
 func (d *Driver) primaryContext(ordinal int, dev C.kvh_CUdevice) (C.kvh_CUcontext, error) {

@@ -510,25 +510,31 @@ func TestRealHostCostProbe(t *testing.T) {
 	regs, blocks := interleavedPool(p, pr, pb, pbb)
 	var out strings.Builder
 	us := func(xs []float64) string { return fmt.Sprintf("%.2f", median(xs)/1e3) }
-	for _, stream := range []uint64{0, 2} {
-		for _, fused := range []bool{false, true} {
-			names, xs, err := d.probeSteps(0, stream, regs, blocks, fused, runs)
-			require.NoError(t, err)
-			fmt.Fprintf(&out, "\nstream %#x, %s (µs, median of %d)\n\n| step | median µs |\n|---|---|\n", stream, map[bool]string{false: "earlier sequence: table copied, zero + verify kernels, count copied back", true: "ZeroPoolAsync now: table read from pinned host memory, one zero+verify kernel publishing the count"}[fused], runs)
-			var sum []float64
-			for i, n := range names {
-				fmt.Fprintf(&out, "| %s | %s |\n", n, us(xs[i]))
-				for r, x := range xs[i] {
-					if i == 0 {
-						sum = append(sum, 0)
-					}
-					if !strings.HasPrefix(n, "cuEventSynchronize") {
-						sum[r] += x
-					}
+	for _, c := range []struct {
+		stream uint64
+		fused  bool
+		idle   time.Duration
+	}{{0, false, 0}, {0, true, 0}, {2, false, 0}, {2, true, 0}, {0, true, 2 * time.Millisecond}} {
+		names, xs, err := d.probeSteps(0, c.stream, regs, blocks, c.fused, runs, c.idle)
+		require.NoError(t, err)
+		idle := ""
+		if c.idle > 0 {
+			idle = fmt.Sprintf(", %v idle before each run", c.idle)
+		}
+		fmt.Fprintf(&out, "\nstream %#x, %s%s (µs, median of %d)\n\n| step | median µs |\n|---|---|\n", c.stream, map[bool]string{false: "earlier sequence: table copied, zero + verify kernels, count copied back", true: "ZeroPoolAsync now: table read from pinned host memory, one zero+verify kernel publishing the count"}[c.fused], idle, runs)
+		var sum []float64
+		for i, n := range names {
+			fmt.Fprintf(&out, "| %s | %s |\n", n, us(xs[i]))
+			for r, x := range xs[i] {
+				if i == 0 {
+					sum = append(sum, 0)
+				}
+				if !strings.HasPrefix(n, "cuEventSynchronize") {
+					sum[r] += x
 				}
 			}
-			fmt.Fprintf(&out, "| **enqueue total** | %s |\n", us(sum))
 		}
+		fmt.Fprintf(&out, "| **enqueue total** | %s |\n", us(sum))
 	}
 	small, big, err := d.probeParams(0, 0, runs)
 	require.NoError(t, err)
@@ -554,15 +560,22 @@ func TestRealHostCostProbe(t *testing.T) {
 	}
 	fmt.Fprintf(&out, "\n| whole ZeroPoolAsync (Go) | no current context | primary context current |\n|---|---|---|\n")
 	nv, v := full(false), full(true)
+	idle = true
+	vi := full(true)
+	idle = false
 	runtime.LockOSThread()
 	pop, err := d.probePush(0)
 	require.NoError(t, err)
 	nvc, vc := full(false), full(true)
+	idle = true
+	vic := full(true)
 	pop()
 	runtime.UnlockOSThread()
-	idle = true
-	vi := full(true)
-	fmt.Fprintf(&out, "| no verify | %s | %s |\n| verify | %s | %s |\n| verify, 2 ms after the previous Wait (idle) | %s | - |\n", us(nv), us(nvc), us(v), us(vc), us(vi))
+	fmt.Fprintf(&out, "| no verify | %s | %s |\n| verify | %s | %s |\n| verify, 2 ms after the previous Wait (idle) | %s | %s |\n", us(nv), us(nvc), us(v), us(vc), us(vi), us(vic))
+	enq, cpu, err := d.probeIdle(0, 0, p, runs)
+	require.NoError(t, err)
+	fmt.Fprintf(&out, "\nwhat an idle host thread costs any caller (C, no Go, no kvhygiene code; medians of %d)\n\n| | back to back | 2 ms after the previous run |\n|---|---|---|\n", runs)
+	fmt.Fprintf(&out, "| cuMemsetD8Async 4 KiB + cuEventRecord | %s | %s |\n| control without the driver: 1024 cache-line writes | %s | %s |\n", us(enq[0]), us(enq[1]), us(cpu[0]), us(cpu[1]))
 	if path := os.Getenv("KVH_GPU_PROBE"); path != "" {
 		require.NoError(t, os.WriteFile(path, []byte(out.String()), 0o644))
 	}

@@ -19,6 +19,32 @@ static kvh_CUresult kvhcu_q_load(const kvh_cu *c, kvh_CUmodule *m, const char *i
 static kvh_CUresult kvhcu_q_fn(const kvh_cu *c, kvh_CUfunction *f, kvh_CUmodule m, const char *name) { return c->ModuleGetFunction(f, m, name); }
 
 static long long kvhcu_q_now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec * 1000000000LL + ts.tv_nsec; }
+// One small memset and an event record, each run sleep_ns after the previous
+// run's work completed (0: back to back), timed around the two enqueue calls;
+// then, as a control with no driver at all, 1024 cache-line writes timed the
+// same way.
+static kvh_CUresult kvhcu_q_idle(const kvh_cu *c, kvh_CUdeviceptr p, uintptr_t s, kvh_CUevent e, long long sleep_ns, int runs, double *enq_ns, double *cpu_ns) {
+  static volatile unsigned char buf[1024 * 64];
+  struct timespec ts = {0, sleep_ns};
+  for (int i = 0; i < runs; i++) {
+    if (sleep_ns > 0) nanosleep(&ts, NULL);
+    long long t0 = kvhcu_q_now();
+    kvh_CUresult r = c->MemsetD8Async(p, 0, 4096, (kvh_CUstream)s);
+    if (r == 0) r = c->EventRecord(e, (kvh_CUstream)s);
+    long long t1 = kvhcu_q_now();
+    if (r == 0) r = c->EventSynchronize(e);
+    if (r != 0) return r;
+    enq_ns[i] = (double)(t1 - t0);
+  }
+  for (int i = 0; i < runs; i++) {
+    if (sleep_ns > 0) nanosleep(&ts, NULL);
+    long long t0 = kvhcu_q_now();
+    for (int j = 0; j < (int)sizeof buf; j += 64) buf[j]++;
+    cpu_ns[i] = (double)(kvhcu_q_now() - t0);
+  }
+  return 0;
+}
+
 static kvh_CUresult kvhcu_q_launch(const kvh_cu *c, kvh_CUfunction f, uintptr_t s, void *arg) {
   void *params[1] = {arg};
   return c->LaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, (kvh_CUstream)s, params, NULL);
@@ -28,6 +54,7 @@ import "C"
 
 import (
 	"fmt"
+	"time"
 	"unsafe"
 )
 
@@ -52,9 +79,9 @@ const probePTX = `
 // kvh_pool_zero then kvh_pool_verify, the count copied back with
 // cuMemcpyDtoHAsync. fused true is ZeroPoolAsync's: the table read from
 // pinned host memory, one kvh_pool_zero_verify that publishes the count
-// itself. It returns the step names in order and the per-run nanoseconds of
-// each.
-func (d *Driver) probeSteps(ordinal int, stream uint64, regions []PoolRegion, blocks []uint32, fused bool, runs int) ([]string, [][]float64, error) {
+// itself. idle > 0 sleeps that long before each run. It returns the step
+// names in order and the per-run nanoseconds of each.
+func (d *Driver) probeSteps(ordinal int, stream uint64, regions []PoolRegion, blocks []uint32, fused bool, runs int, idle time.Duration) ([]string, [][]float64, error) {
 	mapped := fused
 	var names []string
 	var xs [][]float64
@@ -65,6 +92,9 @@ func (d *Driver) probeSteps(ordinal int, stream uint64, regions []PoolRegion, bl
 		}
 		st := C.uintptr_t(stream)
 		for run := 0; run < runs; run++ {
+			if idle > 0 {
+				time.Sleep(idle)
+			}
 			i := 0
 			t := C.kvhcu_q_now()
 			mark := func(name string) {
@@ -202,6 +232,27 @@ func (d *Driver) probeParams(ordinal int, stream uint64, runs int) (small, big [
 		return nil
 	})
 	return small, big, err
+}
+
+// probeIdle times one 4 KiB cuMemsetD8Async plus cuEventRecord, and a
+// driverless control (1024 cache-line writes), back to back and 2 ms after
+// the previous run: what an idle host thread costs any caller on this
+// machine, whatever library it calls.
+func (d *Driver) probeIdle(ordinal int, stream uint64, p uint64, runs int) (enq, cpu [2][]float64, err error) {
+	err = d.withContext(ordinal, func(ctx C.kvh_CUcontext) error {
+		var ev C.kvh_CUevent
+		if err := d.check("cuEventCreate", C.kvhcu_q_ecreate(d.cu, &ev)); err != nil {
+			return err
+		}
+		for i, sleep := range []int64{0, 2e6} {
+			enq[i], cpu[i] = make([]float64, runs), make([]float64, runs)
+			if err := d.check("probe idle", C.kvhcu_q_idle(d.cu, C.kvh_CUdeviceptr(p), C.uintptr_t(stream), ev, C.longlong(sleep), C.int(runs), (*C.double)(&enq[i][0]), (*C.double)(&cpu[i][0]))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return enq, cpu, err
 }
 
 // probePush makes device ordinal's primary context current on the calling

@@ -173,6 +173,11 @@ type ctxState struct {
 	poolZeroFn, poolVerifyFn C.kvh_CUfunction
 	poolZeroVerifyFn         C.kvh_CUfunction
 	grid                     int // CTAs to launch at most (SMs * ctasPerSM)
+	// ordinal is the device the context belongs to: withContext trusts it
+	// instead of asking cuCtxGetDevice on every call (a context never
+	// changes device; the cache already assumes a context handle is not
+	// reused for another context, since it holds that context's module).
+	ordinal int
 	// mapped: the device reaches pinned host memory at its host address
 	// (unified addressing): the verify kernels publish their count there
 	// themselves and small tables are not copied (see publishPTX in ptx.go).
@@ -213,7 +218,7 @@ func (d *Driver) state(ctx C.kvh_CUcontext, ordinal int) (*ctxState, error) {
 	if err := d.check("cuModuleLoadData(kvhygiene PTX)", C.kvhcu_z_load(d.cu, &mod, img)); err != nil {
 		return nil, err
 	}
-	cs := &ctxState{}
+	cs := &ctxState{ordinal: ordinal}
 	for _, k := range []struct {
 		name string
 		fn   *C.kvh_CUfunction

@@ -3,6 +3,7 @@
 # Needs: build/libkvhygiene.so (make lib) and python3. Optional:
 #   build/gpu/cudazero.test  (make gpu-test-binary): cudazero's real-GPU Go tests
 #                            and kernel benchmarks against the system libcuda
+#   build/gpu/release_cost   (make gpu-test-binary): host cost of a pool release from C
 #   torch (CUDA)             : the torch tests and benchmarks/gpu/bench.py
 # Results: $OUT/gpu-results.md (OUT defaults to build/gpu-out). BENCH=0 skips benchmarks.
 set -uo pipefail
@@ -43,6 +44,17 @@ if [ "${BENCH:-1}" = 1 ] && $PY -c 'import torch; assert torch.cuda.is_available
   echo -e "\n## benchmarks/gpu/bench.py (torch)" >> "$R"
   $PY benchmarks/gpu/bench.py --out "$OUT/bench-torch.md" > "$OUT/bench-torch.log" 2>&1 || fail=1
   cat "$OUT/bench-torch.md" >> "$R" 2>/dev/null || tail -20 "$OUT/bench-torch.log" >> "$R"
+  if [ -x build/gpu/release_cost ]; then
+    # its rpath finds libkvhygiene.so.1 in build/: link it when only the
+    # versioned file was carried to this machine
+    [ -e build/libkvhygiene.so.1 ] || ln -sf libkvhygiene.so.1.0.0 build/libkvhygiene.so.1
+    echo -e "\n## benchmarks/gpu/c/release_cost.c (the same release called from C)" >> "$R"
+    ./build/gpu/release_cost > "$OUT/release-cost.md" 2>&1 || fail=1
+    cat "$OUT/release-cost.md" >> "$R"
+  fi
+  echo -e "\n## benchmarks/gpu/release_diag.py (host cost of a release, condition by condition)" >> "$R"
+  $PY benchmarks/gpu/release_diag.py --out "$OUT/release-diag.md" > "$OUT/release-diag.log" 2>&1 || fail=1
+  cat "$OUT/release-diag.md" >> "$R" 2>/dev/null || tail -20 "$OUT/release-diag.log" >> "$R"
 fi
 echo -e "\noverall: $([ $fail = 0 ] && echo PASS || echo FAIL)" >> "$R"
 cat "$R"
