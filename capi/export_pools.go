@@ -66,13 +66,23 @@ func kvhgo_pool_register(tracer C.uint64_t, desc *C.kvh_pool_desc, out *C.uint64
 
 // blocksFromC copies a caller block list.
 func blocksFromC(blocks *C.uint32_t, n C.size_t) ([]uint32, error) {
+	bs, err := blocksViewC(blocks, n)
+	if err != nil {
+		return nil, err
+	}
+	return append([]uint32(nil), bs...), nil
+}
+
+// blocksViewC is a caller block list in the caller's memory, valid for the
+// call only: for a callee that copies whatever it keeps (PoolRelease).
+func blocksViewC(blocks *C.uint32_t, n C.size_t) ([]uint32, error) {
 	if err := countArg("blocks", blocks == nil, uint64(n), maxBlocks); err != nil {
 		return nil, err
 	}
 	if n == 0 {
 		return nil, argErr(stInvalidArg, "n is 0: no blocks given")
 	}
-	return append([]uint32(nil), unsafe.Slice((*uint32)(unsafe.Pointer(blocks)), int(n))...), nil
+	return unsafe.Slice((*uint32)(unsafe.Pointer(blocks)), int(n)), nil
 }
 
 // poolOf resolves the tracer and checks the pool handle.
@@ -123,7 +133,11 @@ func kvhgo_pool_assign(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t, 
 func kvhgo_pool_release(tracer, pool C.uint64_t, blocks *C.uint32_t, n C.size_t, flags C.uint32_t, out *C.double) (st C.kvh_status) {
 	const fn = "kvh_pool_release"
 	defer recoverPanic(fn, &st, faultsPanic())
-	t, p, bs, err := poolBlocks(tracer, pool, blocks, n)
+	t, p, err := poolOf(tracer, pool)
+	if err != nil {
+		return ret(fn, err)
+	}
+	bs, err := blocksViewC(blocks, n) // PoolRelease copies the ids it keeps
 	if err != nil {
 		return ret(fn, err)
 	}

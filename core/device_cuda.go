@@ -24,7 +24,7 @@ type cudaDriver interface {
 	ValidateRange(ordinal int, r cudazero.Range) error
 	CheckStreamOn(ordinal int, stream uint64) error
 	ZeroAsync(ordinal int, stream uint64, ranges []cudazero.Range, verify, doublePass bool) (cudaOp, error)
-	ZeroPoolAsync(ordinal int, stream uint64, regions []cudazero.PoolRegion, blocks []uint32, verify bool) (cudaOp, error)
+	ZeroPoolAsync(ordinal int, stream uint64, l *cudazero.PoolLayout, blocks []uint32, verify bool) (cudaOp, error)
 	DeviceUUID(ordinal int) (string, error)
 }
 
@@ -46,8 +46,8 @@ func (r realDriver) ZeroAsync(o int, s uint64, rs []cudazero.Range, v, dp bool) 
 	return op, nil
 }
 
-func (r realDriver) ZeroPoolAsync(o int, s uint64, rs []cudazero.PoolRegion, bs []uint32, v bool) (cudaOp, error) {
-	op, err := r.d.ZeroPoolAsync(o, s, rs, bs, v)
+func (r realDriver) ZeroPoolAsync(o int, s uint64, l *cudazero.PoolLayout, bs []uint32, v bool) (cudaOp, error) {
+	op, err := r.d.ZeroPoolLayoutAsync(o, s, l, bs, v)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +237,7 @@ func (t *Tracer) poolReleaseCUDAShaped(p *pool, ids []uint32, verify bool) (op c
 	if err != nil {
 		return nil, 0, err
 	}
-	op, err = d.ZeroPoolAsync(p.ordinal, p.stream, p.devRegions, ids, verify)
+	op, err = d.ZeroPoolAsync(p.ordinal, p.stream, p.layout, ids, verify)
 	if err != nil {
 		return nil, 0, cudaErr("pool_release: enqueue zeroization", err)
 	}

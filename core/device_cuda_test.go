@@ -60,7 +60,7 @@ func (f *fakeCUDA) ZeroAsync(o int, s uint64, rs []cudazero.Range, verify, dp bo
 
 // ZeroPoolAsync expands the pool shape into ranges (region-major, as the
 // kernel's work items are ordered) so Wait zeroizes exactly those bytes.
-func (f *fakeCUDA) ZeroPoolAsync(o int, s uint64, regions []cudazero.PoolRegion, blocks []uint32, verify bool) (cudaOp, error) {
+func (f *fakeCUDA) ZeroPoolAsync(o int, s uint64, l *cudazero.PoolLayout, blocks []uint32, verify bool) (cudaOp, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.zeroErr != nil {
@@ -71,7 +71,7 @@ func (f *fakeCUDA) ZeroPoolAsync(o int, s uint64, regions []cudazero.PoolRegion,
 	f.lastBlocks = append([]uint32(nil), blocks...)
 	f.lastVerify = verify
 	f.lastRanges = f.lastRanges[:0]
-	for _, r := range regions {
+	for _, r := range l.Regions() {
 		for _, b := range blocks {
 			f.lastRanges = append(f.lastRanges, cudazero.Range{Ptr: r.Base + uint64(b)*r.Stride, Len: r.BlockBytes})
 		}
@@ -310,6 +310,77 @@ func TestCUDAPoolRelease(t *testing.T) {
 	require.Equal(t, []string{"pool_assign", "pool_release", "pool_assign", "pool_release", "quarantine"}, events(rs))
 	require.Equal(t, "cuda:0", rs[1]["device"])
 	require.Equal(t, float64(6*bb), rs[1]["bytes"])
+}
+
+// PoolRelease does not keep the caller's id slice (the C ABI passes the
+// caller's array without copying it): an async release still completes,
+// and logs, the blocks it was given after the caller reuses the slice.
+func TestCUDAPoolReleaseCopiesIDs(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, path := newTracer(t, nil)
+	const nb, bb = 16, 64
+	mem := region(t, nb*bb, 0xAA)
+	p, err := tr.PoolRegister(PoolDesc{Device: DeviceCUDA, NumBlocks: nb, Model: "m", Regions: []PoolRegion{{addr(mem), bb, bb}}})
+	require.NoError(t, err)
+	ids := []uint32{1, 2, 3}
+	require.NoError(t, tr.PoolAssign(p, ids, "a", "r"))
+	_, err = tr.PoolRelease(p, ids, true)
+	require.NoError(t, err)
+	copy(ids, []uint32{7, 8, 9})
+	require.NoError(t, tr.PoolAssign(p, ids, "b", "r2"))
+	_, err = tr.PoolSync(p)
+	require.NoError(t, err)
+	require.Equal(t, []uint32{1, 2, 3}, f.lastBlocks)
+	require.True(t, allZero(mem[bb:4*bb]))
+	require.False(t, allZero(mem[7*bb:8*bb]))
+	rel := ofEvent(readLog(t, tr, path), "pool_release")
+	require.Len(t, rel, 1)
+	require.Equal(t, []any{1.0, 2.0, 3.0}, rel[0]["blocks"])
+}
+
+// A release refused by its id check, or whose enqueue fails, leaves every
+// block in the state it had: assigned blocks can still be released,
+// quarantined ones stay quarantined, and a forced unregister that could not
+// scrub keeps the pool.
+func TestCUDAPoolReleaseFailureKeepsStates(t *testing.T) {
+	f := withFakeCUDA(t)
+	tr, _ := newTracer(t, nil)
+	const nb, bb = 16, 64
+	mem := region(t, nb*bb, 0xAA)
+	p, err := tr.PoolRegister(PoolDesc{Device: DeviceCUDA, NumBlocks: nb, Model: "m", Regions: []PoolRegion{{addr(mem), bb, bb}}})
+	require.NoError(t, err)
+	require.NoError(t, tr.PoolAssign(p, []uint32{0, 1, 2, 3}, "a", "r"))
+	require.NoError(t, tr.PoolAssign(p, []uint32{9}, "a", "r"))
+	requireStatus(t, StatusIsolation, tr.PoolAssign(p, []uint32{9}, "b", "r")) // 9 is quarantined
+	for _, tc := range []struct {
+		ids  []uint32
+		want Status
+		msg  string
+	}{
+		{[]uint32{0, 1, 1}, StatusInvalidArg, "block 1 is listed twice"},
+		{[]uint32{0, 1, 16}, StatusInvalidArg, "block 16 is out of range (pool has 16 blocks)"},
+		{[]uint32{0, 1, 5}, StatusState, "block 5 is not assigned (state free)"},
+		{[]uint32{2, 3, 9}, StatusQuarantined, "block 9 is quarantined"},
+		{[]uint32{}, StatusInvalidArg, "no blocks given"},
+	} {
+		_, err := tr.PoolRelease(p, tc.ids, true)
+		requireStatus(t, tc.want, err)
+		require.ErrorContains(t, err, tc.msg)
+	}
+	f.zeroErr = &cudazero.Error{Op: "cuLaunchKernel", Code: 719, Name: "CUDA_ERROR_LAUNCH_FAILED"}
+	_, err = tr.PoolRelease(p, []uint32{0, 1}, true)
+	requireStatus(t, StatusDevice, err)
+	_, err = tr.PoolReleaseQuarantine(p, []uint32{9}, "reviewed")
+	requireStatus(t, StatusDevice, err)
+	requireStatus(t, StatusDevice, tr.PoolUnregister(p, true))
+	f.zeroErr = nil
+	_, err = tr.PoolRelease(p, []uint32{0, 1}, true) // still assigned: the failed calls marked nothing
+	require.NoError(t, err)
+	requireStatus(t, StatusQuarantined, tr.PoolAssign(p, []uint32{9}, "a", "r2"))
+	requireStatus(t, StatusState, tr.PoolUnregister(p, false)) // blocks 2 and 3 still assigned, 9 quarantined
+	require.NoError(t, tr.PoolUnregister(p, true))
+	require.True(t, allZero(mem[:4*bb]))
+	require.True(t, allZero(mem[9*bb:10*bb]))
 }
 
 // A quarantined block of a device pool returns to service through a scrub

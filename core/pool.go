@@ -71,8 +71,8 @@ type pool struct {
 	ordinal     int
 	stream      uint64
 	regions     []PoolRegion
-	devRegions  []cudazero.PoolRegion // CUDA pools: regions as ZeroPoolAsync takes them
-	perBlock    uint64                // sum of the regions' block_bytes
+	layout      *cudazero.PoolLayout // CUDA pools: the regions, checked once for every release
+	perBlock    uint64               // sum of the regions' block_bytes
 	model, name string
 	verify      VerifyMode
 	samples     int
@@ -151,11 +151,19 @@ func (t *Tracer) PoolRegister(d PoolDesc) (PoolHandle, error) {
 	p := &pool{device: d.Device, ordinal: d.Ordinal, stream: d.Stream, regions: slices.Clone(d.Regions),
 		model: d.Model, name: d.Name, verify: verify, samples: t.cfg.VerifySamplesDefault,
 		blocks: make([]block, d.NumBlocks), state: make([]uint8, d.NumBlocks)}
+	var devRegions []cudazero.PoolRegion
 	for _, r := range p.regions {
 		p.perBlock += r.BlockBytes
 		if p.device == DeviceCUDA {
-			p.devRegions = append(p.devRegions, cudazero.PoolRegion{Base: r.Base, Stride: r.Stride, BlockBytes: r.BlockBytes})
+			devRegions = append(devRegions, cudazero.PoolRegion{Base: r.Base, Stride: r.Stride, BlockBytes: r.BlockBytes})
 		}
+	}
+	if p.device == DeviceCUDA {
+		l, err := cudazero.NewPoolLayout(devRegions, uint64(d.NumBlocks))
+		if err != nil {
+			return 0, cudaErr("pool_register", err)
+		}
+		p.layout = l
 	}
 	t.poolMu.Lock()
 	defer t.poolMu.Unlock()
@@ -281,37 +289,73 @@ func (t *Tracer) poolLookup(ph PoolHandle) (*pool, error) {
 }
 
 // checkBlocks validates ids (range, duplicates) with the pool's scratch
-// bitmap; with assigned it also requires every block to be assigned
-// (pool_release), in the same pass over ids. p is locked.
-func checkBlocks(op string, p *pool, ids []uint32, assigned bool) error {
+// bitmap. p is locked.
+func checkBlocks(op string, p *pool, ids []uint32) error {
 	if len(ids) == 0 {
 		return errorf(StatusInvalidArg, "%s: no blocks given", op)
 	}
 	if p.seen == nil {
 		p.seen = make([]uint64, (len(p.blocks)+63)/64)
 	}
-	seen := p.seen
+	seen, n := p.seen, len(p.state)
 	clear(seen)
+	// The bitmap word of the current id stays in cur while the ids stay in
+	// it (runs of consecutive ids, the common case), so the loop carries no
+	// store-to-load dependency through memory from one id to the next.
+	cw, cur := -1, uint64(0)
 	for _, b := range ids {
-		if int(b) >= len(p.blocks) {
-			return errorf(StatusInvalidArg, "%s: block %d is out of range (pool has %d blocks)", op, b, len(p.blocks))
+		if int(b) >= n {
+			return errorf(StatusInvalidArg, "%s: block %d is out of range (pool has %d blocks)", op, b, n)
 		}
-		if seen[b/64]&(1<<(b%64)) != 0 {
+		if w := int(b / 64); w != cw {
+			if cw >= 0 {
+				seen[cw] = cur
+			}
+			cw, cur = w, seen[w]
+		}
+		bit := uint64(1) << (b % 64)
+		if cur&bit != 0 {
 			return errorf(StatusInvalidArg, "%s: block %d is listed twice", op, b)
 		}
-		seen[b/64] |= 1 << (b % 64)
-		if !assigned {
-			continue
-		}
-		switch st := p.state[b]; st {
-		case bAssigned:
-		case bQuarantined:
-			return errorf(StatusQuarantined, "%s: block %d is quarantined", op, b)
-		default:
-			return errorf(StatusState, "%s: block %d is not assigned (state %s); only assigned blocks can be released", op, b, blockStateNames[st])
-		}
+		cur |= bit
 	}
 	return nil
+}
+
+// markReleasing checks the ids of a pool_release (in range, listed once,
+// every block assigned) and marks them bReleasing, in one pass: the mark is
+// also the duplicate check. On error no block is left marked. p is locked.
+func markReleasing(p *pool, ids []uint32) error {
+	const op = "pool_release"
+	if len(ids) == 0 {
+		return errorf(StatusInvalidArg, "%s: no blocks given", op)
+	}
+	state := p.state
+	for i, b := range ids {
+		if int(b) >= len(state) {
+			setStates(state, ids[:i], bAssigned)
+			return errorf(StatusInvalidArg, "%s: block %d is out of range (pool has %d blocks)", op, b, len(state))
+		}
+		if st := state[b]; st != bAssigned {
+			setStates(state, ids[:i], bAssigned)
+			if st == bReleasing && slices.Contains(ids[:i], b) {
+				return errorf(StatusInvalidArg, "%s: block %d is listed twice", op, b)
+			}
+			if st == bQuarantined {
+				return errorf(StatusQuarantined, "%s: block %d is quarantined", op, b)
+			}
+			return errorf(StatusState, "%s: block %d is not assigned (state %s); only assigned blocks can be released", op, b, blockStateNames[st])
+		}
+		state[b] = bReleasing
+	}
+	return nil
+}
+
+// setStates sets the state of blocks ids.
+func setStates(state []uint8, ids []uint32, st uint8) {
+	for _, b := range ids {
+		state[b] = st
+	}
 }
 
 // poolFields appends the fields every pool record starts with.
@@ -365,7 +409,7 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 		return err
 	}
 	defer p.mu.Unlock()
-	if err := checkBlocks("pool_assign", p, ids, false); err != nil {
+	if err := checkBlocks("pool_assign", p, ids); err != nil {
 		return err
 	}
 	for _, b := range ids {
@@ -438,7 +482,8 @@ func (t *Tracer) PoolAssign(ph PoolHandle, ids []uint32, tenant, request string)
 // then). On a CUDA pool, one pool-shaped ZeroPoolAsync (one launch that
 // zeroes and reads back) covers every region of every block; with async the
 // call returns 0 after enqueueing and PoolSync (or the next assign of those
-// blocks) completes it. CPU pools are always synchronous.
+// blocks) completes it. CPU pools are always synchronous. ids is read during
+// the call only: the release keeps a copy.
 func (t *Tracer) PoolRelease(ph PoolHandle, ids []uint32, async bool) (float64, error) {
 	if err := t.enter(); err != nil {
 		return 0, err
@@ -449,27 +494,28 @@ func (t *Tracer) PoolRelease(ph PoolHandle, ids []uint32, async bool) (float64, 
 		return 0, err
 	}
 	defer p.mu.Unlock()
-	if err := checkBlocks("pool_release", p, ids, true); err != nil {
+	if err := markReleasing(p, ids); err != nil {
 		return 0, err
 	}
-	return t.releaseLocked(p, slices.Clone(ids), async, p.verify)
+	c := slices.Clone(ids)
+	return t.releaseLocked(p, c, async, p.verify, func() { setStates(p.state, c, bAssigned) })
 }
 
-// releaseLocked zeroizes blocks ids of p (locked) and verifies them with
-// mode; async leaves a CUDA release pending for PoolSync.
-func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool, mode VerifyMode) (float64, error) {
+// releaseLocked zeroizes blocks ids of p (locked), which the caller has
+// marked bReleasing, and verifies them with mode; async leaves a CUDA
+// release pending for PoolSync. If nothing could be enqueued, unmark puts
+// the blocks back in the states they had before the mark.
+func (t *Tracer) releaseLocked(p *pool, ids []uint32, async bool, mode VerifyMode, unmark func()) (float64, error) {
 	start := t.now()
 	if p.device == DeviceCUDA {
 		// One pool-shaped launch: the region table and the block ids go to
 		// the device, not one range per (block, region).
 		op, total, err := t.poolReleaseCUDAShaped(p, ids, mode != VerifyNone)
 		if err != nil {
+			unmark()
 			return 0, err
 		}
 		pd := &poolPending{op: op, blocks: ids, bytes: total, start: start, verify: mode}
-		for _, b := range ids {
-			p.state[b] = bReleasing
-		}
 		if async {
 			p.pending = append(p.pending, pd)
 			return 0, nil
@@ -599,7 +645,17 @@ func (t *Tracer) PoolUnregister(ph PoolHandle, force bool) error {
 		if !force {
 			return errorf(StatusState, "pool_unregister: %d block(s) still assigned or quarantined (first %d); release them or force", len(dirty), dirty[0])
 		}
-		if _, err := t.releaseLocked(p, dirty, false, p.verify); err != nil {
+		prev := make([]uint8, len(dirty))
+		for i, b := range dirty {
+			prev[i] = p.state[b]
+		}
+		setStates(p.state, dirty, bReleasing)
+		unmark := func() {
+			for i, b := range dirty {
+				p.state[b] = prev[i]
+			}
+		}
+		if _, err := t.releaseLocked(p, dirty, false, p.verify, unmark); err != nil {
 			return err
 		}
 	}

@@ -14,7 +14,7 @@ type nopDriver struct{ fakeCUDA }
 type nopOp struct{}
 
 func (nopOp) Wait() (uint64, error) { return 0, nil }
-func (n *nopDriver) ZeroPoolAsync(o int, s uint64, regions []cudazero.PoolRegion, blocks []uint32, verify bool) (cudaOp, error) {
+func (n *nopDriver) ZeroPoolAsync(o int, s uint64, l *cudazero.PoolLayout, blocks []uint32, verify bool) (cudaOp, error) {
 	return nopOp{}, nil
 }
 
@@ -56,4 +56,21 @@ func BenchmarkPoolReleaseCUDAAsync(b *testing.B) {
 	}
 	slices.Sort(xs)
 	b.ReportMetric(xs[len(xs)/2], "release-median-ns")
+}
+
+// BenchmarkMarkReleasing is the release path's id check: 1024 consecutive
+// assigned blocks of a 16384-block pool (and the reset of their states).
+func BenchmarkMarkReleasing(b *testing.B) {
+	p := &pool{blocks: make([]block, 16384), state: make([]uint8, 16384)}
+	ids := make([]uint32, 1024)
+	for i := range ids {
+		ids[i] = uint32(4096 + i)
+		p.state[ids[i]] = bAssigned
+	}
+	for b.Loop() {
+		if err := markReleasing(p, ids); err != nil {
+			b.Fatal(err)
+		}
+		setStates(p.state, ids, bAssigned)
+	}
 }

@@ -27,7 +27,7 @@ func (t *Tracer) PoolReleaseQuarantine(ph PoolHandle, ids []uint32, reason strin
 		return 0, err
 	}
 	defer p.mu.Unlock()
-	if err := checkBlocks("pool_release_quarantine", p, ids, false); err != nil {
+	if err := checkBlocks("pool_release_quarantine", p, ids); err != nil {
 		return 0, err
 	}
 	for _, b := range ids {
@@ -36,7 +36,8 @@ func (t *Tracer) PoolReleaseQuarantine(ph PoolHandle, ids []uint32, reason strin
 		}
 	}
 	ids = slices.Clone(ids) // the log encodes it after the call returns
-	cov, err := t.releaseLocked(p, ids, false, VerifyFull)
+	setStates(p.state, ids, bReleasing)
+	cov, err := t.releaseLocked(p, ids, false, VerifyFull, func() { setStates(p.state, ids, bQuarantined) })
 	freed := slices.DeleteFunc(slices.Clone(ids), func(b uint32) bool { return p.state[b] != bFree })
 	if len(freed) == 0 {
 		return cov, err

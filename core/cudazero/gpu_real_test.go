@@ -183,7 +183,7 @@ func TestRealZeroPool(t *testing.T) {
 	at := func(q, n uint64) []byte { return data[q-p : q-p+n] }
 
 	require.NoError(t, d.copyIn(0, p, data))
-	op, err := d.zeroPoolAsync(0, 0, regions, blocks, false, true)
+	op, err := d.zeroPoolAsync(0, 0, mustLayout(t, regions, blocks), blocks, false, true)
 	require.NoError(t, err)
 	n, err := op.Wait()
 	require.NoError(t, err)
@@ -213,7 +213,7 @@ func TestRealZeroPool(t *testing.T) {
 	// A byte written into a released block after zeroing is found.
 	plant := regions[2].Base + 17*bigStride + 70000
 	require.NoError(t, d.fillAsync(0, 0, plant, 1, 9))
-	op, err = d.zeroPoolAsync(0, 0, regions, blocks, false, true)
+	op, err = d.zeroPoolAsync(0, 0, mustLayout(t, regions, blocks), blocks, false, true)
 	require.NoError(t, err)
 	n, err = op.Wait()
 	require.NoError(t, err)
@@ -408,7 +408,7 @@ func TestRealBenchmarks(t *testing.T) {
 	pool := func(zero, verify bool) func() error {
 		return func() error {
 			st := time.Now()
-			op, err := d.zeroPoolAsync(0, 0, pregs, pblocks, zero, verify)
+			op, err := d.zeroPoolAsync(0, 0, mustLayout(t, pregs, pblocks), pblocks, zero, verify)
 			enq = append(enq, time.Since(st).Seconds())
 			if err != nil {
 				return err

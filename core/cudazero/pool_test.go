@@ -200,6 +200,65 @@ func TestZeroPoolRefusesBadInput(t *testing.T) {
 	l.check(t, nil)
 }
 
+// A layout checked once serves every release; an id at or above its block
+// count is refused while the ids are staged, before any device work, and the
+// slot it had taken serves the next release.
+func TestPoolLayout(t *testing.T) {
+	d := newDriver(t)
+	l := newPoolLayout(t)
+	pl, err := NewPoolLayout(l.regions, uint64(l.nblocks))
+	require.NoError(t, err)
+	assert.Equal(t, l.regions, pl.Regions())
+	assert.Equal(t, uint64(l.nblocks), pl.NumBlocks())
+	var per uint64
+	for _, r := range l.regions {
+		per += r.BlockBytes
+	}
+	assert.Equal(t, per, pl.BlockBytes())
+
+	for i, bad := range [][]uint32{{l.nblocks}, {0, 3, l.nblocks + 7, 1}, {math.MaxUint32}} {
+		fake.Reset()
+		op, err := d.ZeroPoolLayoutAsync(0, 0, pl, bad, true)
+		require.ErrorIs(t, err, ErrInvalidRange)
+		assert.Nil(t, op)
+		assert.Contains(t, err.Error(), "is out of range (the pool layout has 12 blocks)")
+		assert.Zero(t, fake.Calls("cuLaunchKernel")+fake.Calls("cuMemcpyHtoDAsync")+fake.Calls("cuMemsetD32Async")+fake.Calls("cuEventRecord"))
+		if i > 0 {
+			assert.Zero(t, fake.Calls("cuMemAllocHost")+fake.Calls("cuEventCreate"), "the slot of the first refusal is reused")
+		}
+	}
+	l.check(t, nil)
+	blocks := []uint32{0, 5, l.nblocks - 1}
+	op, err := d.ZeroPoolLayoutAsync(0, 0, pl, blocks, true)
+	require.NoError(t, err)
+	n, err := op.Wait()
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Zero(t, fake.Calls("cuMemAllocHost"), "the refused releases' slot serves this one")
+	l.check(t, blocks)
+
+	for _, tc := range []struct {
+		name      string
+		regions   []PoolRegion
+		numBlocks uint64
+		want      string
+	}{
+		{"too many blocks", l.regions, 1<<32 + 1, "32-bit block ids"},
+		{"NULL base", []PoolRegion{{0, 4096, 4096}}, 1, "region 0 has a NULL base"},
+		{"last block overflows", []PoolRegion{{math.MaxUint64 - 8192, 4096, 4096}}, 3, "block 2"},
+		{"block size overflows", []PoolRegion{{4096, 0, math.MaxUint64 / 2}, {4096, 0, math.MaxUint64/2 + 2}}, 1, "block size overflows"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewPoolLayout(tc.regions, tc.numBlocks)
+			require.ErrorIs(t, err, ErrInvalidRange)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	// The last block of a layout that just fits is accepted.
+	_, err = NewPoolLayout([]PoolRegion{{math.MaxUint64 - 8192, 4096, 4096}}, 2)
+	require.NoError(t, err)
+}
+
 func TestZeroPoolDriverErrors(t *testing.T) {
 	for _, fn := range []string{"cuMemAllocHost", "cuMemAlloc"} {
 		t.Run("OOM "+fn, func(t *testing.T) {
@@ -307,7 +366,7 @@ func TestZeroPoolVerifyOnlyMatchesHostRule(t *testing.T) {
 	blocks := []uint32{0, 2, 9}
 	want := poolHostCount(l.regions, blocks, mem)
 	require.Positive(t, want)
-	op, err := d.zeroPoolAsync(0, 0, l.regions, blocks, false, true)
+	op, err := d.zeroPoolAsync(0, 0, mustLayout(t, l.regions, blocks), blocks, false, true)
 	require.NoError(t, err)
 	n, err := op.Wait()
 	require.NoError(t, err)
@@ -397,4 +456,26 @@ func TestLargeTableIsCopied(t *testing.T) {
 	assert.Equal(t, uint64(4), n)
 	assert.Zero(t, fake.Calls("cuMemcpyHtoDAsync"), "small table read from pinned memory")
 	assert.Zero(t, fake.Calls("cuMemsetD32Async"), "the kernel left the counter zero")
+}
+
+// mustLayout is the layout of regions for the largest id in blocks.
+func mustLayout(t testing.TB, regions []PoolRegion, blocks []uint32) *PoolLayout {
+	t.Helper()
+	l, err := layoutFor(regions, blocks)
+	require.NoError(t, err)
+	return l
+}
+
+func TestMaxID(t *testing.T) {
+	assert.Zero(t, maxID(nil))
+	for n := 1; n <= 9; n++ {
+		for at := 0; at < n; at++ {
+			ids := make([]uint32, n)
+			for i := range ids {
+				ids[i] = uint32(i % 3)
+			}
+			ids[at] = 1000 + uint32(at)
+			assert.Equal(t, 1000+uint32(at), maxID(ids), "n %d, max at %d", n, at)
+		}
+	}
 }

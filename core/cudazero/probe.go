@@ -83,9 +83,13 @@ const probePTX = `
 // names in order and the per-run nanoseconds of each.
 func (d *Driver) probeSteps(ordinal int, stream uint64, regions []PoolRegion, blocks []uint32, fused bool, runs int, idle time.Duration) ([]string, [][]float64, error) {
 	mapped := fused
+	l, err := layoutFor(regions, blocks)
+	if err != nil {
+		return nil, nil, err
+	}
 	var names []string
 	var xs [][]float64
-	err := d.withContext(ordinal, func(ctx C.kvh_CUcontext) error {
+	err = d.withContext(ordinal, func(ctx C.kvh_CUcontext) error {
 		cs, err := d.state(ctx, ordinal)
 		if err != nil {
 			return err
@@ -123,7 +127,9 @@ func (d *Driver) probeSteps(ordinal int, stream uint64, regions []PoolRegion, bl
 				return err
 			}
 			mark("slot get")
-			stagePool(s, regions, blocks)
+			if err := stagePool(s, l, blocks); err != nil {
+				return err
+			}
 			mark("fill pinned table")
 			base := s.dev
 			if mapped {

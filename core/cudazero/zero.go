@@ -569,14 +569,14 @@ func (op *Op) enqueue(stream uint64, ranges []Range, p plan, zero, doublePass bo
 // and the count is the same.
 func (op *Op) enqueueContiguous(st C.uintptr_t, r Range, zero, doublePass bool) error {
 	d, cs := op.d, op.cs
-	regions, ids := [1]PoolRegion{{Base: r.Ptr, BlockBytes: r.Len}}, [1]uint32{}
+	l, ids := PoolLayout{numBlocks: 1, nregions: 1, table: []uint64{r.Ptr, 0, r.Len}}, [1]uint32{}
 	regOff, idsOff, need := poolStaging(1, 1)
 	s, err := cs.get(d, need)
 	if err != nil {
 		return err
 	}
 	// From here on an error may leave work in flight: the slot is abandoned.
-	stagePool(s, regions[:], ids[:])
+	_ = stagePool(s, &l, ids[:]) // block 0 of a one-block layout: never out of range
 	passes := 0
 	if zero {
 		passes = 1
