@@ -39,8 +39,10 @@
 //     are staged together, then one launch of kvh_pool_zero_verify (or
 //     kvh_pool_zero without verification) covers every (region, block) pair:
 //     the host cost is O(regions + blocks), one launch and one event, rather
-//     than one descriptor per (block, region). The layout is validated once,
-//     by the caller, when the pool is registered.
+//     than one descriptor per (block, region). The caller validates the
+//     regions against device allocations once, when the pool is registered;
+//     NewPoolLayout checks their arithmetic once too, and ZeroPoolLayoutAsync
+//     then checks only the block ids, while it stages them.
 //   - probe.go: per-driver-call timings for the real-GPU benchmarks only.
 //   - Contexts: the work runs in the calling thread's current context when it
 //     belongs to the requested device (engines call in on their own thread,
