@@ -122,11 +122,10 @@ func (d *Driver) ZeroPoolAsync(ordinal int, stream uint64, regions []PoolRegion,
 
 // layoutFor is the layout of regions for the largest id in blocks.
 func layoutFor(regions []PoolRegion, blocks []uint32) (*PoolLayout, error) {
-	var n uint64
-	for _, b := range blocks {
-		n = max(n, uint64(b)+1)
+	if len(blocks) == 0 {
+		return NewPoolLayout(regions, 0)
 	}
-	return NewPoolLayout(regions, n)
+	return NewPoolLayout(regions, uint64(maxID(blocks))+1)
 }
 
 // ZeroPoolLayoutAsync is ZeroPoolAsync over a layout checked once by
@@ -184,8 +183,9 @@ func poolStaging(nregions, nblocks int) (regOff, idsOff, size uintptr) {
 }
 
 // stagePool writes the staging buffer of poolStaging into s.host, which holds
-// at least its size: the layout's region table, then the block ids, each
-// checked against the layout's block count in the same pass.
+// at least its size: the layout's region table, then the block ids. It
+// refuses an id at or above the layout's block count; nothing has been
+// enqueued then, so the caller may put the slot back.
 func stagePool(s *slot, l *PoolLayout, blocks []uint32) error {
 	_, idsOff, _ := poolStaging(l.nregions, len(blocks))
 	hdr := unsafe.Slice((*uint64)(s.host), idsOff/8)
