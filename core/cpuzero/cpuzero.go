@@ -142,8 +142,8 @@ func SetThresholds(ntBytes, parallelBytes int) {
 
 // ERMSThreshold returns the size from which ranges below the non-temporal threshold are
 // zeroed with REP STOSB instead of vector stores (0: never). It is non-zero by default only
-// on CPUs where that was measured to be faster (Intel with ERMS); the generic kernel never
-// uses it.
+// on CPUs with ERMS where that was measured to be faster (Intel: 64 KiB; AMD Zen 5 and
+// later: the per-core L2 size); the generic kernel never uses it.
 func ERMSThreshold() int { return int(ermsThreshold.Load()) }
 
 // SetERMSThreshold sets ERMSThreshold: 0 disables the REP STOSB window, a negative value

@@ -5,9 +5,10 @@
 //   - Zero: vector-store zeroization (AVX-512 or AVX2 Go assembly on amd64, a pure-Go
 //     kernel elsewhere). Ranges of at least NTThreshold bytes use non-temporal stores
 //     (VMOVNTDQ, destination aligned to 64 bytes) followed by SFENCE, so a scrub of a large
-//     KV region does not evict the working set of the serving engine. On Intel CPUs with
-//     ERMS, ranges in [ERMSThreshold, NTThreshold) use REP STOSB, whose no-RFO fast-string
-//     protocol was measured faster there (as glibc memset and Go's clear do). Ranges of at
+//     KV region does not evict the working set of the serving engine. On CPUs with ERMS
+//     where it was measured faster (Intel from 64 KiB, AMD Zen 5 and later from the L2
+//     size), ranges in [ERMSThreshold, NTThreshold) use REP STOSB, whose no-RFO
+//     fast-string protocol glibc memset and Go's clear use too. Ranges of at
 //     least ParallelThreshold bytes are split across runtime.GOMAXPROCS(0) goroutines on
 //     4 KiB boundaries. Assembly runs in pieces of at most 1 MiB so that the goroutine
 //     stays preemptible (assembly is not asynchronously preemptible).
