@@ -32,12 +32,15 @@ type doctorReport struct {
 
 type cpuReport struct {
 	Brand             string   `json:"brand"`
+	Family            int      `json:"family"`
+	Model             int      `json:"model"`
 	LogicalCores      int      `json:"logical_cores"`
 	Features          []string `json:"features"`
 	Kernel            string   `json:"kernel"`
 	Kernels           []string `json:"kernels"`
 	NTThreshold       int      `json:"nt_threshold_bytes"`
 	ParallelThreshold int      `json:"parallel_threshold_bytes"`
+	ERMSThreshold     int      `json:"rep_stosb_threshold_bytes"` // 0: never
 	Forced            string   `json:"forced,omitempty"`
 	ForcedRefused     string   `json:"forced_refused,omitempty"`
 }
@@ -114,7 +117,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 }
 
 func doctorCPU() cpuReport {
-	r := cpuReport{Brand: cpuid.CPU.BrandName, LogicalCores: runtime.NumCPU()}
+	r := cpuReport{Brand: cpuid.CPU.BrandName, Family: cpuid.CPU.Family, Model: cpuid.CPU.Model, LogicalCores: runtime.NumCPU()}
 	for _, f := range []struct {
 		name string
 		id   cpuid.FeatureID
@@ -127,6 +130,7 @@ func doctorCPU() cpuReport {
 	r.Kernel = cpuzero.Kernel()
 	r.Kernels = cpuzero.Kernels()
 	r.NTThreshold, r.ParallelThreshold = cpuzero.Thresholds()
+	r.ERMSThreshold = cpuzero.ERMSThreshold()
 	r.Forced = os.Getenv("KVH_CPU_KERNEL")
 	if err := cpuzero.ForcedKernelError(); err != nil {
 		r.ForcedRefused = oneLine(err.Error())
@@ -312,10 +316,13 @@ func keyID(key []byte) string {
 }
 
 func printDoctor(w io.Writer, r *doctorReport) {
-	fmt.Fprintf(w, "CPU:    %s (%d logical cores)\n", r.CPU.Brand, r.CPU.LogicalCores)
+	fmt.Fprintf(w, "CPU:    %s, family 0x%x model 0x%x (%d logical cores)\n", r.CPU.Brand, r.CPU.Family, r.CPU.Model, r.CPU.LogicalCores)
 	fmt.Fprintf(w, "        features: %s\n", strings.Join(r.CPU.Features, " "))
 	fmt.Fprintf(w, "        zeroization kernel: %s (usable: %s); non-temporal stores >= %s, parallel >= %s\n",
 		r.CPU.Kernel, strings.Join(r.CPU.Kernels, ", "), humanBytes(float64(r.CPU.NTThreshold)), humanBytes(float64(r.CPU.ParallelThreshold)))
+	if r.CPU.ERMSThreshold > 0 {
+		fmt.Fprintf(w, "        REP STOSB from %s up to the non-temporal threshold\n", humanBytes(float64(r.CPU.ERMSThreshold)))
+	}
 	if r.CPU.Forced != "" {
 		fmt.Fprintf(w, "        KVH_CPU_KERNEL=%s\n", r.CPU.Forced)
 	}

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/cpuid/v2"
+	"github.com/kvhygiene/kvhygiene/core/cpuzero"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -529,6 +531,8 @@ func TestDoctor(t *testing.T) {
 	assert.NotEmpty(t, rep.CPU.Kernel)
 	assert.Contains(t, rep.CPU.Kernels, rep.CPU.Kernel)
 	assert.Positive(t, rep.CPU.NTThreshold)
+	assert.Equal(t, cpuzero.ERMSThreshold(), rep.CPU.ERMSThreshold)
+	assert.Equal(t, cpuid.CPU.Family, rep.CPU.Family)
 	assert.Equal(t, runtime.NumCPU(), rep.CPU.LogicalCores)
 	assert.True(t, rep.Logs.Safe, "%v", rep.Logs.Issues)
 	assert.Equal(t, 1, rep.Logs.Files)
