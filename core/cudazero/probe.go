@@ -15,6 +15,7 @@ static kvh_CUresult kvhcu_q_d32(const kvh_cu *c, kvh_CUdeviceptr p, size_t n, ui
 static kvh_CUresult kvhcu_q_record(const kvh_cu *c, kvh_CUevent e, uintptr_t s) { return c->EventRecord(e, (kvh_CUstream)s); }
 static kvh_CUresult kvhcu_q_sync(const kvh_cu *c, kvh_CUevent e) { return c->EventSynchronize(e); }
 static kvh_CUresult kvhcu_q_ecreate(const kvh_cu *c, kvh_CUevent *e) { return c->EventCreate(e, 0x2); }
+static void kvhcu_q_edestroy(const kvh_cu *c, kvh_CUevent e) { c->EventDestroy(e); }
 static kvh_CUresult kvhcu_q_load(const kvh_cu *c, kvh_CUmodule *m, const char *img) { return c->ModuleLoadData(m, img); }
 static kvh_CUresult kvhcu_q_fn(const kvh_cu *c, kvh_CUfunction *f, kvh_CUmodule m, const char *name) { return c->ModuleGetFunction(f, m, name); }
 
@@ -218,6 +219,7 @@ func (d *Driver) probeParams(ordinal int, stream uint64, runs int) (small, big [
 		if err := d.check("cuEventCreate", C.kvhcu_q_ecreate(d.cu, &ev)); err != nil {
 			return err
 		}
+		defer C.kvhcu_q_edestroy(d.cu, ev)
 		st := C.uintptr_t(stream)
 		for run := 0; run < runs; run++ {
 			for k, f := range []C.kvh_CUfunction{fs, fb} {
@@ -250,6 +252,7 @@ func (d *Driver) probeIdle(ordinal int, stream uint64, p uint64, runs int) (enq,
 		if err := d.check("cuEventCreate", C.kvhcu_q_ecreate(d.cu, &ev)); err != nil {
 			return err
 		}
+		defer C.kvhcu_q_edestroy(d.cu, ev)
 		for i, sleep := range []int64{0, 2e6} {
 			enq[i], cpu[i] = make([]float64, runs), make([]float64, runs)
 			if err := d.check("probe idle", C.kvhcu_q_idle(d.cu, C.kvh_CUdeviceptr(p), C.uintptr_t(stream), ev, C.longlong(sleep), C.int(runs), (*C.double)(&enq[i][0]), (*C.double)(&cpu[i][0]))); err != nil {
