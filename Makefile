@@ -49,6 +49,12 @@ $(BUILD)/kvgate: $(GO_SRC)
 setup:
 	bash scripts/setup.sh
 
+# The venv's interpreter. Targets that run it take it as an order-only prerequisite, so that
+# running one of them alone on a fresh checkout (make test-python) sets up first instead of
+# failing on a missing .venv.
+$(PYTHON):
+	bash scripts/setup.sh
+
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...

@@ -14,7 +14,7 @@ $(FAKECUDA_LIB): tests/fakecuda/fakecuda.c
 	$(FAKECUDA_CC) -O1 -g -Wall -Wextra -Werror -std=gnu11 -shared -fPIC -pthread -o $@ $<
 
 .PHONY: test-cuda gpu-test-binary
-test-cuda: $(LIB) $(FAKECUDA_LIB) $(RELEASE_COST)
+test-cuda: $(LIB) $(FAKECUDA_LIB) $(RELEASE_COST) | $(PYTHON)
 	$(PYTHON) tests/gpu/check_layout.py $(CURDIR)/include
 	KVH_LIB=$(LIB) KVH_LIBCUDA=$(FAKECUDA_LIB) KVH_GPU_REQUIRE=test_ctypes_sanitize_and_pool \
 	  $(PYTHON) tests/gpu/runner.py

@@ -7,7 +7,7 @@ PY_PKG := bindings/python
 .PHONY: test-python bench-python python-install
 
 # --no-build-isolation when the venv has setuptools and wheel (no network); else pip fetches them from PyPI.
-python-install: $(LIB)
+python-install: $(LIB) | $(PYTHON)
 	@nbi=""; $(PYTHON) -c "import setuptools, wheel" 2>/dev/null && nbi="--no-build-isolation"; \
 	KVH_LIBRARY=$(LIB) $(PYTHON) -m pip install -q $$nbi --force-reinstall --no-deps ./$(PY_PKG)
 
