@@ -11,7 +11,7 @@ python-install: $(LIB) | $(PYTHON)
 	@nbi=""; $(PYTHON) -c "import setuptools, wheel" 2>/dev/null && nbi="--no-build-isolation"; \
 	KVH_LIBRARY=$(LIB) $(PYTHON) -m pip install -q $$nbi --force-reinstall --no-deps ./$(PY_PKG)
 
-test-python: python-install
+test-python: python-install $(BUILD)/kvgate
 	@rc=0; cd $(CURDIR) && env -u KVH_LIBRARY KVH_EXPECT_BUNDLED=1 \
 	  $(PYTHON) -m pytest $(PY_PKG)/tests -q -p no:cacheprovider || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "test-python: FAILED: pytest collected no tests" >&2; exit 1; fi; \
