@@ -40,6 +40,14 @@ func NewRangeSampler(key []byte, handle uint64) *RangeSampler {
 // keystream fills dst with the release's keystream from byte offset off on: AES-256-CTR
 // with a 128-bit big-endian counter starting at zero.
 func (s *RangeSampler) keystream(off uint64, dst []byte) {
+	ctr := s.streamAt(off)
+	clear(dst)
+	ctr.XORKeyStream(dst, dst)
+}
+
+// streamAt returns the keystream positioned at byte offset off; successive XORKeyStream
+// calls continue it.
+func (s *RangeSampler) streamAt(off uint64) cipher.Stream {
 	blk, skip := off/aes.BlockSize, int(off%aes.BlockSize)
 	var iv [aes.BlockSize]byte
 	binary.BigEndian.PutUint64(iv[8:], blk)
@@ -48,8 +56,7 @@ func (s *RangeSampler) keystream(off uint64, dst []byte) {
 		var junk [aes.BlockSize]byte
 		ctr.XORKeyStream(junk[:skip], junk[:skip])
 	}
-	clear(dst)
-	ctr.XORKeyStream(dst, dst)
+	return ctr
 }
 
 // Positions returns the byte offsets that VerifyMany checks in the range with the given
@@ -149,9 +156,12 @@ func (s *RangeSampler) VerifyMany(bufs [][]byte, first uint64, n int, nonzero []
 	var owner [manyBatch * smallDraws]uint16  // range (within the batch) of each word
 	ks := make([]byte, 8*n*manyBatch)
 	var offs [smallDraws]uint64
+	ctr := s.streamAt(8 * uint64(n) * first) // the batches' keystreams follow one another
 	for lo := 0; lo < len(bufs); lo += manyBatch {
 		hi := min(lo+manyBatch, len(bufs))
-		s.keystream(8*uint64(n)*(first+uint64(lo)), ks[:8*n*(hi-lo)])
+		kb := ks[:8*n*(hi-lo)]
+		clear(kb)
+		ctr.XORKeyStream(kb, kb)
 		nw := 0
 		flush := func() {
 			for j := 0; j < nw; j++ {
