@@ -170,8 +170,9 @@ func (w *Writer) drain() error {
 // batch to the flusher when it has grown to asyncMinBytes and no write is
 // in flight (a finished one is collected without waiting), so that the copy
 // into the page cache overlaps chaining the rest of the batch rather than
-// encoding the next one, which has a core of its own to use. No fsync rides on it: the batch's end still
-// goes through writeOutAsync and the loop's fsync decision.
+// encoding the next one, which has a core of its own to use. No fsync rides
+// on it: the batch's end still goes through writeOutAsync and the loop's
+// fsync decision.
 func (w *Writer) handOffEarly() error {
 	if w.fl == nil || len(w.out) < asyncMinBytes || w.o.Fsync == FsyncAlways {
 		return nil
