@@ -161,4 +161,30 @@ func BenchmarkSHA2x(b *testing.B) {
 			m.sum2Chain(&s1, &s2, msg[:64], msg[64:len(msg)-1], msg[:64], msg[65:])
 		}
 	})
+	// sixteen lanes (sha16x.go): raw blocks, and a verifier's batch of 16
+	// records, hash and HMAC each
+	b.Run("block16-sixteen-lanes-10-blocks", func(b *testing.B) {
+		var st [8][16]uint32
+		var off, last, n [16]uint32
+		for l := range off { // back to back, as a verifier's batch
+			off[l], n[l] = uint32(l*640), 10
+			last[l] = off[l] + 9*64
+		}
+		b.SetBytes(16 * 640)
+		for i := 0; i < b.N; i++ {
+			block16(&st, &big[0], &off, &last, &n)
+		}
+	})
+	prevs, bodies := make([][]byte, sha16Batch), make([][]byte, sha16Batch)
+	for i := range prevs {
+		prevs[i], bodies[i] = msg[:64], msg[64:len(msg)-1]
+	}
+	sums, macs := make([][32]byte, sha16Batch), make([][32]byte, sha16Batch)
+	b.Run("sumChains16", func(b *testing.B) {
+		var x sha16
+		b.SetBytes(sha16Batch * int64(len(msg)))
+		for i := 0; i < b.N; i++ {
+			x.sumChains(sums, macs, prevs, bodies, &m.in, &m.out)
+		}
+	})
 }

@@ -32,13 +32,78 @@ func verifyBytesBuf(data, key []byte, dual bool, bufSize int) *Result {
 	return v.res
 }
 
+// verifyBytesPairs is verifyBytesDual with the sixteen-lane batches off:
+// lines are hashed two at a time.
+func verifyBytesPairs(data, key []byte) *Result {
+	v := newVerifier(VerifyOptions{HMACKey: key})
+	if v.dual != nil {
+		v.dual.x16 = nil
+	}
+	v.verifyReader(bytes.NewReader(data), 4096, "mem", "mem", 0, "GENESIS")
+	v.res.OK = len(v.res.Failures) == 0
+	return v.res
+}
+
 func requireSameResult(t *testing.T, data, key []byte, what string) *Result {
 	t.Helper()
 	a := verifyBytesDual(data, key, true)
 	b := verifyBytesDual(data, key, false)
 	require.Equal(t, b, a, "%s: interleaved and plain verification differ", what)
 	require.Equal(t, b, verifyBytesBuf(data, key, true, 16), "%s: interleaved with a 16-byte reader differs", what)
+	require.Equal(t, b, verifyBytesPairs(data, key), "%s: two-line batches differ", what)
 	return a
+}
+
+// TestVerifyBatchMatchesSingle runs logs long enough to fill several
+// batches, with our layout and the seed's mixed line by line, through the
+// batched verification (sixteen lines at once where the CPU has the
+// sixteen-lane hashing, two otherwise) and line by line, under line drops,
+// duplicates, swaps, blank lines, torn tails and random bit flips.
+func TestVerifyBatchMatchesSingle(t *testing.T) {
+	if !sha2xFast {
+		t.Skip("no SHA-NI: the interleaved path is off on this CPU")
+	}
+	hp, hlog := sampleLog(t, 53)
+	sp := filepath.Join(t.TempDir(), "seed.log")
+	require.NoError(t, toSeedLayout(hp, sp))
+	slog, err := os.ReadFile(sp)
+	require.NoError(t, err)
+	ours, seed := bytes.SplitAfter(hlog, []byte("\n")), bytes.SplitAfter(slog, []byte("\n"))
+	r := rand.New(rand.NewPCG(31, 32))
+	var mixed [][]byte
+	for i := range ours {
+		if r.IntN(3) == 0 {
+			mixed = append(mixed, seed[i])
+		} else {
+			mixed = append(mixed, ours[i])
+		}
+	}
+	for _, key := range [][]byte{nil, testKey} {
+		require.True(t, requireSameResult(t, bytes.Join(mixed, nil), key, "mixed").OK)
+		for _, i := range []int{0, 1, 15, 16, 17, 31, 32, 52} {
+			drop := bytes.Join(slices.Concat(mixed[:i], mixed[i+1:]), nil)
+			requireSameResult(t, drop, key, fmt.Sprintf("drop %d", i))
+			dup := bytes.Join(slices.Concat(mixed[:i+1], mixed[i:]), nil)
+			requireSameResult(t, dup, key, fmt.Sprintf("dup %d", i))
+			blank := bytes.Join(slices.Concat(mixed[:i], [][]byte{[]byte("\n")}, mixed[i:]), nil)
+			requireSameResult(t, blank, key, fmt.Sprintf("blank %d", i))
+			if i+1 < len(mixed) {
+				sw := slices.Clone(mixed)
+				sw[i], sw[i+1] = sw[i+1], sw[i]
+				requireSameResult(t, bytes.Join(sw, nil), key, fmt.Sprintf("swap %d", i))
+			}
+			torn := append(bytes.Join(mixed[:i], nil), mixed[i][:len(mixed[i])/2]...)
+			requireSameResult(t, torn, key, fmt.Sprintf("torn %d", i))
+		}
+		data := bytes.Join(mixed, nil)
+		for k := 0; k < 200; k++ {
+			buf := slices.Clone(data)
+			for f := 0; f <= k%3; f++ {
+				buf[r.IntN(len(buf))] ^= 1 << r.IntN(8)
+			}
+			requireSameResult(t, buf, key, fmt.Sprintf("flips %d", k))
+		}
+	}
 }
 
 // TestVerifyDualMatchesSingle checks that hashing lines two at a time (no

@@ -250,7 +250,15 @@ func (t *transcoder) top() error {
 			}
 		}
 		if !skip {
-			mem = append(mem, member{k0: int32(k0), k1: int32(k1), v0: int32(v0), v1: int32(v1), nested: nested})
+			// the fields are stored in place: a member literal built on
+			// the stack and copied with one 16-byte load stalls on store
+			// forwarding (it was 40% of this loop's time on Zen 5)
+			if len(mem) == cap(mem) {
+				mem = append(mem, member{})[:len(mem)]
+			}
+			mem = mem[:len(mem)+1]
+			m := &mem[len(mem)-1]
+			m.k0, m.k1, m.v0, m.v1, m.nested = int32(k0), int32(k1), int32(v0), int32(v1), nested
 			sig = (bits.RotateLeft64(sig, 23) ^ keyWord(in, k0, k1)) * 0x9e3779b97f4a7c15
 		}
 		for i < len(in) && isWS(in[i]) {

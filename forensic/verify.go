@@ -134,19 +134,17 @@ type verifier struct {
 
 	fs *fsVerifier // forward-secure checks (nil: off)
 
-	// interleaved SHA-256 (sha2x.go; nil without SHA-NI): dual hashes a
-	// line and its HMAC together, or two lines without a key; pre is the
-	// next line's hash when computed ahead (preSum holds it), preMac its
-	// HMAC when keyed (preMacs holds it).
-	dual    *sha2Mac
-	pre     *[32]byte
-	preSum  [2][32]byte
-	preMac  *[32]byte
-	preMacs [2][32]byte
-	// seed-layout lines are paired too: each keeps its projection in one
-	// of tcs until both are hashed, and checkLine takes it from preTC /
-	// preCanon instead of projecting the line again
-	tcs      [2]transcoder
+	// interleaved SHA-256 (sha2x.go, sha16x.go; nil without SHA-NI): dual
+	// hashes a line and its HMAC together, and a batch of lines at once;
+	// pre is the line's hash when computed ahead (batch.sums holds it),
+	// preMac its HMAC when keyed (batch.macs holds it).
+	dual   *sha2Mac
+	pre    *[32]byte
+	preMac *[32]byte
+	batch  lineBatch
+	// a seed-layout line in a batch keeps its projection in one of the
+	// batch's transcoders, and checkLine takes it from preTC / preCanon
+	// instead of projecting the line again
 	preTC    *transcoder
 	preCanon []byte
 }
@@ -245,24 +243,14 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 	prevB := append(make([]byte, 0, 128), prev...)
 	defer func() { fs.lastHash = string(prevB) }()
 	lineNo := startLine - 1
-	// Two consecutive lines in our layout are hashed together (sha2x.go):
-	// the second line's prev is the first line's claimed curr_hash. Without
-	// a key the two hashes share the lanes; with one, each line's hash and
-	// HMAC do, and the two HMACs' outer blocks run together. The first line
-	// waits in pend (copied unless the line reader's lines stay valid).
-	// Seed-layout lines pair the same way, through their projections
-	// (takeSeed).
+	// Consecutive lines are hashed together (lineBatch): a line's prev is
+	// the claimed curr_hash of the line before it, so their hashes (and
+	// HMACs) are independent and share the SIMD lanes (sha2x.go,
+	// sha16x.go). Seed-layout lines take part through their projections.
 	keyed := v.dual != nil && v.dual.keyed && v.mac != nil
-	pair := v.dual != nil && v.fs == nil && (v.mac == nil || keyed)
-	var pend, pendBuf []byte
-	pendLine := -1
-	flush := func() {
-		if pendLine >= 0 {
-			v.take(fs, name, pendLine, pend, &prevB)
-			pendLine = -1
-		}
-	}
-	sp := seedPend{lineNo: -1}
+	batched := v.dual != nil && v.fs == nil && (v.mac == nil || keyed)
+	b := &v.batch
+	b.reset(v.dual)
 	for {
 		line, _, term, err := lr.next()
 		if errors.Is(err, io.EOF) {
@@ -277,119 +265,121 @@ func (v *verifier) verifyLines(lr *lineReader, path, name string, startLine int,
 			continue
 		}
 		if !term {
-			flush()
-			v.flushSeed(fs, name, &sp, &prevB)
+			v.flushBatch(fs, name, b, &prevB, keyed)
 			v.fail(name, lineNo, ReasonMalformed, "last line is not newline-terminated (torn write or truncation)")
 			break
 		}
-		if pair {
-			if prefix, _, _, fast := fastSplit(line); fast {
-				v.flushSeed(fs, name, &sp, &prevB)
-				if pendLine < 0 {
-					if lr.stable() {
-						pend = line
-					} else {
-						pend = append(pendBuf[:0], line...)
-						pendBuf = pend
-					}
-					pendLine = lineNo
-					continue
+		if batched {
+			if v.batchAdd(b, lr.stable(), lineNo, line) {
+				if b.n == len(b.slots) {
+					v.flushBatch(fs, name, b, &prevB, keyed)
 				}
-				pp, pc, _, _ := fastSplit(pend)
-				v.takePair(fs, name, &prevB, keyed, pairLine{lineNo: pendLine, line: pend, body: pp, curr: pc},
-					pairLine{lineNo: lineNo, line: line, body: prefix})
-				pendLine = -1
 				continue
 			}
-			flush()
-			v.takeSeed(fs, name, &sp, !lr.stable(), lineNo, line, &prevB, keyed)
-			continue
+			v.flushBatch(fs, name, b, &prevB, keyed)
 		}
 		v.take(fs, name, lineNo, line, &prevB)
 	}
-	flush()
-	v.flushSeed(fs, name, &sp, &prevB)
+	v.flushBatch(fs, name, b, &prevB, keyed)
 	v.lastFile, v.lastLines = name, fs.lines
 	return fs, nil
 }
 
-// seedPend is a seed-layout line waiting in verifyLines for the next one,
-// with its projection in tc (the projection points into the line: a copy
-// in buf unless the reader's lines stay valid).
-type seedPend struct {
-	line, canon, buf []byte
-	tc               *transcoder
-	lineNo           int // -1: none waiting
-	next             int // the one of v.tcs the next line projects into
+// lineBatch holds the lines verifyLines hashes together: sha16Batch of
+// them with the sixteen-lane hashing, two otherwise.
+type lineBatch struct {
+	slots         []batchLine
+	n             int // lines waiting, in slots[:n]
+	tcs           []transcoder
+	prevs, bodies [][]byte
+	sums, macs    [][32]byte
 }
 
-// takeSeed takes a line that is not in our layout. A seed-layout line the
-// fast path can take is projected and, like two lines of our layout,
-// hashed together with its neighbour (the second line's prev is the first
-// line's claimed curr_hash); anything else is taken alone.
-func (v *verifier) takeSeed(fs *fileSum, name string, sp *seedPend, copyLine bool, lineNo int, line []byte, prevB *[]byte, keyed bool) {
-	if sp.lineNo < 0 && copyLine { // this line may wait for the next one
-		line = append(sp.buf[:0], line...)
-		sp.buf = line
-	}
-	tc := &v.tcs[sp.next]
-	canon, ok := v.seedProject(tc, line)
-	if !ok {
-		v.flushSeed(fs, name, sp, prevB)
-		v.take(fs, name, lineNo, line, prevB)
-		return
-	}
-	if sp.lineNo < 0 {
-		sp.line, sp.canon, sp.tc, sp.lineNo = line, canon, tc, lineNo
-		sp.next ^= 1
-		return
-	}
-	v.takePair(fs, name, prevB, keyed,
-		pairLine{lineNo: sp.lineNo, line: sp.line, body: sp.canon[:len(sp.canon)-1], curr: sp.tc.curr, tc: sp.tc, canon: sp.canon},
-		pairLine{lineNo: lineNo, line: line, body: canon[:len(canon)-1], tc: tc, canon: canon})
-	sp.lineNo = -1
-}
-
-// pairLine is one line of a pair hashed together: body is what is hashed
-// after prev (the closing '}' excepted), curr the claimed curr_hash (the
-// second line's prev), tc and canon a seed-layout line's projection.
-type pairLine struct {
+// batchLine is a line waiting in a lineBatch: body is what is hashed after
+// prev (the closing '}' excepted), curr the claimed curr_hash (the next
+// line's prev), tc and canon a seed-layout line's projection (tc nil: our
+// layout), buf the line's copy when the reader's lines do not stay valid.
+type batchLine struct {
 	lineNo      int
 	line, body  []byte
 	curr, canon []byte
 	tc          *transcoder
+	buf         []byte
 }
 
-// takePair hashes a and b together (sha2x.go: the two lines' hashes share
-// the lanes, or with a key each line's hash and HMAC do and the two outer
-// blocks run together) and takes both. b's sums hold only if the chain
-// went on from a's claimed curr_hash.
-func (v *verifier) takePair(fs *fileSum, name string, prevB *[]byte, keyed bool, a, b pairLine) {
-	if keyed {
-		v.dual.sumMacChain2(&v.preSum[0], &v.preMacs[0], &v.preSum[1], &v.preMacs[1], *prevB, a.body, a.curr, b.body)
-		v.preMac = &v.preMacs[0]
-	} else {
-		v.dual.sum2Chain(&v.preSum[0], &v.preSum[1], *prevB, a.body, a.curr, b.body)
+// reset empties the batch and sizes it for m's hashing.
+func (b *lineBatch) reset(m *sha2Mac) {
+	size := 2
+	if m != nil && m.x16 != nil {
+		size = sha16Batch
 	}
-	v.pre = &v.preSum[0]
-	v.preTC, v.preCanon = a.tc, a.canon
-	v.take(fs, name, a.lineNo, a.line, prevB)
-	if bytes.Equal(*prevB, a.curr) {
-		v.pre = &v.preSum[1]
-		if keyed {
-			v.preMac = &v.preMacs[1]
+	b.n = 0
+	if len(b.slots) != size {
+		b.slots, b.tcs = make([]batchLine, size), make([]transcoder, size)
+		b.prevs, b.bodies = make([][]byte, size), make([][]byte, size)
+		b.sums, b.macs = make([][32]byte, size), make([][32]byte, size)
+	}
+}
+
+// batchAdd adds a line in our layout, or a seed-layout line the fast path
+// can take, to the batch (copying it unless the reader's lines stay
+// valid) and reports whether it did; the caller takes any other line alone.
+func (v *verifier) batchAdd(b *lineBatch, stable bool, lineNo int, line []byte) bool {
+	s := &b.slots[b.n]
+	if _, _, _, fast := fastSplit(line); fast {
+		if !stable {
+			s.buf = append(s.buf[:0], line...)
+			line = s.buf
 		}
+		prefix, curr, _, _ := fastSplit(line)
+		s.lineNo, s.line, s.body, s.curr, s.tc, s.canon = lineNo, line, prefix, curr, nil, nil
+		b.n++
+		return true
 	}
-	v.preTC, v.preCanon = b.tc, b.canon
-	v.take(fs, name, b.lineNo, b.line, prevB)
+	if !stable {
+		s.buf = append(s.buf[:0], line...)
+		line = s.buf
+	}
+	tc := &b.tcs[b.n]
+	canon, ok := v.seedProject(tc, line)
+	if !ok {
+		return false
+	}
+	s.lineNo, s.line, s.body, s.curr, s.tc, s.canon = lineNo, line, canon[:len(canon)-1], tc.curr, tc, canon
+	b.n++
+	return true
 }
 
-// flushSeed takes the waiting seed-layout line, if any, alone.
-func (v *verifier) flushSeed(fs *fileSum, name string, sp *seedPend, prevB *[]byte) {
-	if sp.lineNo >= 0 {
-		v.preTC, v.preCanon = sp.tc, sp.canon
-		v.take(fs, name, sp.lineNo, sp.line, prevB)
-		sp.lineNo = -1
+// flushBatch hashes the waiting lines together and takes them in order.
+// A line's sums hold only if the chain went on from the claimed curr_hash
+// of the line before it; otherwise checkLine hashes it again.
+func (v *verifier) flushBatch(fs *fileSum, name string, b *lineBatch, prevB *[]byte, keyed bool) {
+	n := b.n
+	b.n = 0
+	if n == 0 {
+		return
+	}
+	if n > 1 {
+		prevs, bodies := b.prevs[:n], b.bodies[:n]
+		prevs[0] = *prevB
+		for i := range n {
+			if i > 0 {
+				prevs[i] = b.slots[i-1].curr
+			}
+			bodies[i] = b.slots[i].body
+		}
+		v.dual.sumChainBatch(b.sums[:n], b.macs[:n], prevs, bodies)
+	}
+	for i := range n {
+		s := &b.slots[i]
+		if n > 1 && (i == 0 || bytes.Equal(*prevB, b.prevs[i])) {
+			v.pre = &b.sums[i]
+			if keyed {
+				v.preMac = &b.macs[i]
+			}
+		}
+		v.preTC, v.preCanon = s.tc, s.canon
+		v.take(fs, name, s.lineNo, s.line, prevB)
 	}
 }
 
