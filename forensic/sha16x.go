@@ -79,6 +79,9 @@ func (x *sha16) load(prevs, bodies [][]byte, keyed bool) bool {
 	if total > sha16MaxArena {
 		return false
 	}
+	if cap(x.arena) < total {
+		x.arena = make([]byte, 0, total+total/2)
+	}
 	a := x.arena[:0]
 	for i := range prevs {
 		p := len(a)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -982,6 +983,11 @@ type leafRec struct {
 	curr [64]byte
 }
 
+// chunkBufs keeps chunk buffers (*[]byte) from one parallel verification
+// to the next: a fresh one costs page faults and a clear of its size, which
+// was about a tenth of the CPU time of verifying a 13 MB file.
+var chunkBufs sync.Pool
+
 // parallelMin is the file size from which verification splits the file
 // into chunks checked on all cores. Lines are independent once the
 // previous line's claimed curr_hash is known, which the chunk cutter reads
@@ -1031,6 +1037,8 @@ func (v *verifier) verifyParallel(f io.Reader, size int64, path, name string, st
 			need := len(carry) + chunkSize
 			if n := len(free); n > 0 && cap(free[n-1]) >= need {
 				buf, free = free[n-1][:len(carry)], free[:n-1]
+			} else if p, _ := chunkBufs.Get().(*[]byte); p != nil && cap(*p) >= need {
+				buf = (*p)[:len(carry)]
 			} else {
 				// slack for the carried-over partial line, so that the
 				// buffer serves the next chunks too (a fresh one costs a
@@ -1129,6 +1137,9 @@ func (v *verifier) verifyParallel(f io.Reader, size int64, path, name string, st
 	}
 	for len(inflight) > 0 { // every goroutine ends before we return
 		merge()
+	}
+	for i := range free {
+		chunkBufs.Put(&free[i])
 	}
 	if verr != nil {
 		return fs, verr
