@@ -261,8 +261,14 @@ func (t *transcoder) top() error {
 			}
 			i = e
 		case c == '{' || c == '[':
-			t.pos = i
 			nested, v0 = true, len(t.vals)
+			if c == '[' {
+				if e, vals, ok := flatArray(qm, in, i, t.vals); ok {
+					t.vals, i = vals, e
+					break
+				}
+			}
+			t.pos = i
 			var err error
 			if t.vals, err = t.container(t.vals); err != nil {
 				return err
@@ -314,6 +320,49 @@ func (t *transcoder) top() error {
 		}
 		return errSlow
 	}
+}
+
+// flatArray appends to dst the projection of the array at in[i] ('[') when
+// it is what records hold, scalars separated by ", " or "," (a shape, a
+// list of block ids), and returns the index after it. Anything else (a
+// nested container, other whitespace) reports false with dst unchanged,
+// for container, which projects it the same way.
+func flatArray(qm []uint64, in []byte, i int, dst []byte) (int, []byte, bool) {
+	d0 := len(dst)
+	dst = append(dst, '[')
+	j := i + 1
+	if j < len(in) && in[j] == ']' {
+		return j + 1, append(dst, ']'), true
+	}
+	for j < len(in) {
+		s := j
+		var ok bool
+		switch c := in[j]; {
+		case c >= '0' && c <= '9' || c == '-':
+			j, ok = numberEnd(in, j)
+		case c == '"':
+			j, ok = stringEnd(qm, in, j)
+		case c == 't' || c == 'f' || c == 'n':
+			e, err := scalarEnd(in, j)
+			j, ok = e, err == nil
+		}
+		if !ok || j >= len(in) {
+			break
+		}
+		dst = append(dst, in[s:j]...)
+		if in[j] == ']' {
+			return j + 1, append(dst, ']'), true
+		}
+		if in[j] != ',' {
+			break
+		}
+		dst = append(dst, ',')
+		j++
+		if j < len(in) && in[j] == ' ' {
+			j++
+		}
+	}
+	return i, dst[:d0], false
 }
 
 // numberEnd returns the end of the number literal at in[i] (the end of the
