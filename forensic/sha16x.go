@@ -45,6 +45,19 @@ func block16Generic(st *[8][16]uint32, base *byte, off, last, n *[16]uint32) {
 	}
 }
 
+// block16x2Generic is the portable block16x2: lane l's n[l] blocks at
+// base+off[l] are absorbed into both st[0] and st[1].
+func block16x2Generic(st *[2][8][16]uint32, base *byte, off, n *[16]uint32) {
+	var last [16]uint32
+	for l := range last {
+		if n[l] > 0 {
+			last[l] = off[l] + 64*(n[l]-1)
+		}
+	}
+	block16Generic(&st[0], base, off, &last, n)
+	block16Generic(&st[1], base, off, &last, n)
+}
+
 // arenaBlock is the 64-byte block at base+p.
 func arenaBlock(base *byte, p uint32) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(base), p)), 64)
@@ -64,6 +77,8 @@ type sha16 struct {
 	blocks       [sha16Batch]uint32
 	outer        [sha16Batch]uint32 // each record's HMAC outer block
 	inner        [sha16Batch][8]uint32
+	st2          [2][8][16]uint32 // block16x2: records' hash and HMAC inner states
+	wk           [64][16]uint32   // block16x2's scratch: W+K of the current blocks
 }
 
 // sha16MaxArena bounds the arena: gather offsets are signed 32-bit.
@@ -151,14 +166,30 @@ func (x *sha16) sumChains(sums, macs [][32]byte, prevs, bodies [][]byte, in, out
 		}
 		return true
 	}
-	// each record's hash and HMAC inner hash in two lanes, eight records
-	// per run, then the outer blocks of all of them in one run
+	// the blocks before each record's last feed its hash and its HMAC
+	// inner hash in one run (block16x2: one message schedule for both);
+	// then the last blocks, which differ, as two lanes per record, eight
+	// records per run; then the outer blocks of all of them in one run
+	for l := 0; l < 16; l++ {
+		x.n[l] = 0
+		if l < r {
+			x.off[l], x.n[l] = x.pos[l], x.blocks[l]-1
+		}
+		for w := 0; w < 8; w++ {
+			x.st2[0][w][l], x.st2[1][w][l] = sha256IV[w], in[w]
+		}
+	}
+	block16x2(&x.st2, &x.arena[0], &x.off, &x.n, &x.wk)
 	for i0 := 0; i0 < r; i0 += 8 {
 		k := min(8, r-i0)
 		for j := 0; j < k; j++ {
 			i := i0 + j
-			x.setLane(2*j, &sha256IV, x.pos[i], x.pos[i]+64*(x.blocks[i]-1), x.blocks[i])
-			x.setLane(2*j+1, in, x.pos[i], x.tail[i], x.blocks[i])
+			for w := 0; w < 8; w++ {
+				x.st[w][2*j], x.st[w][2*j+1] = x.st2[0][w][i], x.st2[1][w][i]
+			}
+			last := x.pos[i] + 64*(x.blocks[i]-1)
+			x.off[2*j], x.last[2*j], x.n[2*j] = last, last, 1
+			x.off[2*j+1], x.last[2*j+1], x.n[2*j+1] = x.tail[i], x.tail[i], 1
 		}
 		x.run(2 * k)
 		for j := 0; j < k; j++ {
@@ -185,4 +216,6 @@ func (x *sha16) wipe() {
 	clear(x.arena[:cap(x.arena)])
 	x.st = [8][16]uint32{}
 	x.inner = [sha16Batch][8]uint32{}
+	x.st2 = [2][8][16]uint32{}
+	x.wk = [64][16]uint32{}
 }

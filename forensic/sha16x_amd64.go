@@ -23,3 +23,16 @@ func block16(st *[8][16]uint32, base *byte, off, last, n *[16]uint32) {
 	}
 	block16Generic(st, base, off, last, n)
 }
+
+// block16x2AVX512 is block16x2 in assembly (sha16x_amd64.s).
+//
+//go:noescape
+func block16x2AVX512(st *[2][8][16]uint32, base *byte, off, n *[16]uint32, wk *[64][16]uint32)
+
+func block16x2(st *[2][8][16]uint32, base *byte, off, n *[16]uint32, wk *[64][16]uint32) {
+	if sha16xFast {
+		block16x2AVX512(st, base, off, n, wk)
+		return
+	}
+	block16x2Generic(st, base, off, n)
+}
