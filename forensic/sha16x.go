@@ -25,19 +25,15 @@ var sha16xOff atomic.Bool
 const sha16Batch = 16
 
 // block16Generic is the portable block16, the reference the assembly is
-// tested against.
-func block16Generic(st *[8][16]uint32, base *byte, off, last, n *[16]uint32) {
+// tested against: lane l absorbs n[l] blocks at base+off[l].
+func block16Generic(st *[8][16]uint32, base *byte, off, n *[16]uint32) {
 	for l := 0; l < 16; l++ {
 		var h [8]uint32
 		for w := range h {
 			h[w] = st[w][l]
 		}
 		for b := uint32(0); b < n[l]; b++ {
-			p := off[l] + 64*b
-			if b == n[l]-1 {
-				p = last[l]
-			}
-			compress1(&h, arenaBlock(base, p))
+			compress1(&h, arenaBlock(base, off[l]+64*b))
 		}
 		for w := range h {
 			st[w][l] = h[w]
@@ -48,14 +44,8 @@ func block16Generic(st *[8][16]uint32, base *byte, off, last, n *[16]uint32) {
 // block16x2Generic is the portable block16x2: lane l's n[l] blocks at
 // base+off[l] are absorbed into both st[0] and st[1].
 func block16x2Generic(st *[2][8][16]uint32, base *byte, off, n *[16]uint32) {
-	var last [16]uint32
-	for l := range last {
-		if n[l] > 0 {
-			last[l] = off[l] + 64*(n[l]-1)
-		}
-	}
-	block16Generic(&st[0], base, off, &last, n)
-	block16Generic(&st[1], base, off, &last, n)
+	block16Generic(&st[0], base, off, n)
+	block16Generic(&st[1], base, off, n)
 }
 
 // arenaBlock is the 64-byte block at base+p.
@@ -66,22 +56,22 @@ func arenaBlock(base *byte, p uint32) []byte {
 var zeroBlock [64]byte
 
 // sha16 hashes batches of chain messages (prev || body || '}') with
-// block16: each message is copied once into the arena with its SHA-256
-// padding, and the HMAC inner hash of a record reads the same blocks but
-// its own last one (the padding's length counts the 64-byte key block).
+// block16 and block16x2: each message is copied once into the arena with
+// its SHA-256 padding, and the HMAC inner hash of a record reads the same
+// blocks but its own last one, a copy in the arena whose padding's length
+// counts the 64-byte key block.
 type sha16 struct {
-	arena        []byte
-	st           [8][16]uint32
-	off, last, n [16]uint32
-	pos, tail    [sha16Batch]uint32 // each record's message and HMAC last block in the arena
-	blocks       [sha16Batch]uint32
-	outer        [sha16Batch]uint32 // each record's HMAC outer block
-	inner        [sha16Batch][8]uint32
-	st2          [2][8][16]uint32 // block16x2: records' hash and HMAC inner states
-	wk           [64][16]uint32   // block16x2's scratch: W+K of the current blocks
+	arena     []byte
+	st        [8][16]uint32
+	off, n    [16]uint32
+	pos, tail [sha16Batch]uint32 // each record's message and HMAC last block in the arena
+	blocks    [sha16Batch]uint32
+	outer     [sha16Batch]uint32 // each record's HMAC outer block
+	st2       [2][8][16]uint32   // block16x2: records' hash and HMAC inner states
+	wk        [64][16]uint32     // block16x2's scratch: W+K of the current blocks
 }
 
-// sha16MaxArena bounds the arena: gather offsets are signed 32-bit.
+// sha16MaxArena bounds the arena: block offsets are 32-bit.
 const sha16MaxArena = 1 << 30
 
 // load copies the batch's messages into the arena and reports false when
@@ -122,21 +112,21 @@ func (x *sha16) load(prevs, bodies [][]byte, keyed bool) bool {
 	return true
 }
 
-// run hashes lanes 0..k-1 from their states in x.st with x.off, x.last and
-// x.n; lanes k..15 get no block.
+// run hashes lanes 0..k-1 from their states in x.st with x.off and x.n;
+// lanes k..15 get no block.
 func (x *sha16) run(k int) {
 	for l := k; l < 16; l++ { // the lane's old state stays; it gets no block
 		x.n[l] = 0
 	}
-	block16(&x.st, &x.arena[0], &x.off, &x.last, &x.n)
+	block16(&x.st, &x.arena[0], &x.off, &x.n)
 }
 
-// setLane starts lane l at state iv over n blocks from off, the last at last.
-func (x *sha16) setLane(l int, iv *[8]uint32, off, last, n uint32) {
+// setLane starts lane l at state iv over n blocks from off.
+func (x *sha16) setLane(l int, iv *[8]uint32, off, n uint32) {
 	for w := range iv {
 		x.st[w][l] = iv[w]
 	}
-	x.off[l], x.last[l], x.n[l] = off, last, n
+	x.off[l], x.n[l] = off, n
 }
 
 // laneSum writes lane l's digest.
@@ -158,7 +148,7 @@ func (x *sha16) sumChains(sums, macs [][32]byte, prevs, bodies [][]byte, in, out
 	r := len(prevs)
 	if !keyed {
 		for i := 0; i < r; i++ {
-			x.setLane(i, &sha256IV, x.pos[i], x.pos[i]+64*(x.blocks[i]-1), x.blocks[i])
+			x.setLane(i, &sha256IV, x.pos[i], x.blocks[i])
 		}
 		x.run(r)
 		for i := 0; i < r; i++ {
@@ -187,22 +177,22 @@ func (x *sha16) sumChains(sums, macs [][32]byte, prevs, bodies [][]byte, in, out
 			for w := 0; w < 8; w++ {
 				x.st[w][2*j], x.st[w][2*j+1] = x.st2[0][w][i], x.st2[1][w][i]
 			}
-			last := x.pos[i] + 64*(x.blocks[i]-1)
-			x.off[2*j], x.last[2*j], x.n[2*j] = last, last, 1
-			x.off[2*j+1], x.last[2*j+1], x.n[2*j+1] = x.tail[i], x.tail[i], 1
+			x.off[2*j], x.n[2*j] = x.pos[i]+64*(x.blocks[i]-1), 1
+			x.off[2*j+1], x.n[2*j+1] = x.tail[i], 1
 		}
 		x.run(2 * k)
 		for j := 0; j < k; j++ {
 			i := i0 + j
 			x.laneSum(2*j, &sums[i])
-			for w := 0; w < 8; w++ {
-				x.inner[i][w] = x.st[w][2*j+1]
+			var inner [8]uint32
+			for w := range inner {
+				inner[w] = x.st[w][2*j+1]
 			}
+			outerBlock((*[64]byte)(x.arena[x.outer[i]:x.outer[i]+64]), &inner)
 		}
 	}
 	for i := 0; i < r; i++ {
-		outerBlock((*[64]byte)(x.arena[x.outer[i]:x.outer[i]+64]), &x.inner[i])
-		x.setLane(i, out, x.outer[i], x.outer[i], 1)
+		x.setLane(i, out, x.outer[i], 1)
 	}
 	x.run(r)
 	for i := 0; i < r; i++ {
@@ -215,7 +205,6 @@ func (x *sha16) sumChains(sums, macs [][32]byte, prevs, bodies [][]byte, in, out
 func (x *sha16) wipe() {
 	clear(x.arena[:cap(x.arena)])
 	x.st = [8][16]uint32{}
-	x.inner = [sha16Batch][8]uint32{}
 	x.st2 = [2][8][16]uint32{}
 	x.wk = [64][16]uint32{}
 }

@@ -14,14 +14,14 @@ var sha16xFast = cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW) &&
 // block16AVX512 is block16 in assembly (sha16x_amd64.s).
 //
 //go:noescape
-func block16AVX512(st *[8][16]uint32, base *byte, off, last, n *[16]uint32)
+func block16AVX512(st *[8][16]uint32, base *byte, off, n *[16]uint32)
 
-func block16(st *[8][16]uint32, base *byte, off, last, n *[16]uint32) {
+func block16(st *[8][16]uint32, base *byte, off, n *[16]uint32) {
 	if sha16xFast {
-		block16AVX512(st, base, off, last, n)
+		block16AVX512(st, base, off, n)
 		return
 	}
-	block16Generic(st, base, off, last, n)
+	block16Generic(st, base, off, n)
 }
 
 // block16x2AVX512 is block16x2 in assembly (sha16x_amd64.s).

@@ -4,17 +4,43 @@
 
 #include "textflag.h"
 
-// Registers: Z0-Z7 the working variables a-h of the sixteen lanes, Z8-Z13
-// temporaries, Z14 the byte-swap mask, Z15 the block offsets, Z16-Z31 the
-// message schedule W[t mod 16]. K1 the lanes with a block this iteration,
-// K2 the lanes at their last block. The 64-byte frame holds the offsets
-// for the loads.
+// Registers: Z0-Z7 the working variables a-h of the sixteen lanes (Z8-Z15
+// a second state's in block16x2AVX512), then temporaries; Z14 the byte-swap
+// mask and Z15 the block offsets while a block is loaded; Z16-Z31 the
+// message schedule W[t mod 16]. K1 the lanes with a block this iteration.
+// The 64-byte frame holds the offsets for the loads.
 
-// ROUND(a, b, c, d, e, f, g, h, w, k): one SHA-256 round in all lanes; the
-// caller renames a-h (the new a is left in h, the new e in d). h + K + W
-// and d + h + K + W are summed off the critical path, so the new e is
-// four dependent steps from e: Sigma1 (rotate, XOR3), + Ch, + into d.
-#define ROUND(a, b, c, d, e, f, g, h, w, k) 	VPADDD.BCST k, w, Z8; 	VPADDD Z8, h, h; 	VPADDD h, d, d; 	VPRORD $6, e, Z9; 	VPRORD $11, e, Z10; 	VPRORD $25, e, Z11; 	VPTERNLOGD $0x96, Z11, Z10, Z9; 	VMOVDQA32 e, Z12; 	VPTERNLOGD $0xca, g, f, Z12; 	VPADDD Z12, Z9, Z9; 	VPADDD Z9, d, d; 	VPADDD Z9, h, h; 	VPRORD $2, a, Z10; 	VPRORD $13, a, Z11; 	VPRORD $22, a, Z12; 	VPTERNLOGD $0x96, Z12, Z11, Z10; 	VMOVDQA32 a, Z13; 	VPTERNLOGD $0xe8, c, b, Z13; 	VPADDD Z13, Z10, Z10; 	VPADDD Z10, h, h
+// ROUNDM(a, b, c, d, e, f, g, h, wk, t0, t1, t2, t3, t4): one SHA-256 round
+// in all lanes, W+K in wk (a register or memory), with temporaries t0-t4;
+// the caller renames a-h (the new a is left in h, the new e in d). h + W+K
+// and d + h + W+K are summed off the critical path, so the new e is four
+// dependent steps from e: Sigma1 (rotate, XOR3), + Ch, + into d.
+#define ROUNDM(a, b, c, d, e, f, g, h, wk, t0, t1, t2, t3, t4) \
+	VPADDD wk, h, h; \
+	VPADDD h, d, d; \
+	VPRORD $6, e, t0; \
+	VPRORD $11, e, t1; \
+	VPRORD $25, e, t2; \
+	VPTERNLOGD $0x96, t2, t1, t0; \
+	VMOVDQA32 e, t3; \
+	VPTERNLOGD $0xca, g, f, t3; \
+	VPADDD t3, t0, t0; \
+	VPADDD t0, d, d; \
+	VPADDD t0, h, h; \
+	VPRORD $2, a, t1; \
+	VPRORD $13, a, t2; \
+	VPRORD $22, a, t3; \
+	VPTERNLOGD $0x96, t3, t2, t1; \
+	VMOVDQA32 a, t4; \
+	VPTERNLOGD $0xe8, c, b, t4; \
+	VPADDD t4, t1, t1; \
+	VPADDD t1, h, h
+
+// ROUND(a, b, c, d, e, f, g, h, w, k): ROUNDM with W+K summed from the
+// schedule register w and the broadcast round constant k.
+#define ROUND(a, b, c, d, e, f, g, h, w, k) \
+	VPADDD.BCST k, w, Z8; \
+	ROUNDM(a, b, c, d, e, f, g, h, Z8, Z9, Z10, Z11, Z12, Z13)
 
 // SCHED(w16, w15, w7, w2): W[t] = sigma1(W[t-2]) + W[t-7] + sigma0(W[t-15])
 // + W[t-16], into the register that held W[t-16].
@@ -31,21 +57,14 @@
 	VPADDD Z9, w16, w16; \
 	VPADDD w7, w16, w16
 
-// ROUNDM(a, b, c, d, e, f, g, h, wk, t0, t1, t2, t3, t4): ROUND with W+K
-// already summed in memory (block16x2AVX512) and its own temporaries, so
-// that two states' rounds interleave.
-#define ROUNDM(a, b, c, d, e, f, g, h, wk, t0, t1, t2, t3, t4) 	VPADDD wk, h, h; 	VPADDD h, d, d; 	VPRORD $6, e, t0; 	VPRORD $11, e, t1; 	VPRORD $25, e, t2; 	VPTERNLOGD $0x96, t2, t1, t0; 	VMOVDQA32 e, t3; 	VPTERNLOGD $0xca, g, f, t3; 	VPADDD t3, t0, t0; 	VPADDD t0, d, d; 	VPADDD t0, h, h; 	VPRORD $2, a, t1; 	VPRORD $13, a, t2; 	VPRORD $22, a, t3; 	VPTERNLOGD $0x96, t3, t2, t1; 	VMOVDQA32 a, t4; 	VPTERNLOGD $0xe8, c, b, t4; 	VPADDD t4, t1, t1; 	VPADDD t1, h, h
-
-// func block16AVX512(st *[8][16]uint32, base *byte, off, last, n *[16]uint32)
-// Lane l absorbs n[l] blocks: block b at base+off[l]+64*b, except its last
-// block, which is at base+last[l]. st[w][l] is word w of lane l's state.
-// Offsets are below 2^31.
-TEXT ·block16AVX512(SB), NOSPLIT, $64-40
+// func block16AVX512(st *[8][16]uint32, base *byte, off, n *[16]uint32)
+// Lane l absorbs n[l] blocks at base+off[l]. st[w][l] is word w of lane
+// l's state. Offsets are below 2^31.
+TEXT ·block16AVX512(SB), NOSPLIT, $64-32
 	MOVQ st+0(FP), DI
 	MOVQ base+8(FP), SI
 	MOVQ off+16(FP), R8
-	MOVQ last+24(FP), R9
-	MOVQ n+32(FP), R10
+	MOVQ n+24(FP), R10
 	XORQ CX, CX
 
 loop:
@@ -54,11 +73,8 @@ loop:
 	VPCMPUD $6, Z15, Z14, K1 // n > b: the lane has block b
 	KORTESTW K1, K1
 	JZ done
-	VPADDD.BCST one<>(SB), Z15, Z13
-	VPCMPEQD Z13, Z14, K2 // n == b+1: block b is the lane's last
 	VPSLLD $6, Z15, Z15
 	VPADDD (R8), Z15, Z15
-	VMOVDQU32 (R9), K2, Z15
 	VMOVDQA32.Z Z15, K1, Z15 // lanes without a block load from base
 	VMOVDQU32 Z15, (SP)
 	VMOVDQU64 flip<>(SB), Z14
@@ -840,9 +856,6 @@ loop2:
 done2:
 	VZEROUPPER
 	RET
-
-DATA one<>+0(SB)/4, $1
-GLOBL one<>(SB), RODATA, $4
 
 DATA flip<>+0(SB)/8, $0x0405060700010203
 DATA flip<>+8(SB)/8, $0x0c0d0e0f08090a0b

@@ -71,14 +71,14 @@ func TestSHA16SumChains(t *testing.T) {
 func TestBlock16Generic(t *testing.T) {
 	msg := sha2Pad([]byte("abc"), 3)
 	var st [8][16]uint32
-	var off, last, n [16]uint32
+	var off, n [16]uint32
 	for l := 0; l < 16; l++ {
 		for w := range sha256IV {
 			st[w][l] = sha256IV[w]
 		}
 		n[l] = uint32(l % 2)
 	}
-	block16Generic(&st, &msg[0], &off, &last, &n)
+	block16Generic(&st, &msg[0], &off, &n)
 	for l := 0; l < 16; l++ {
 		var d [32]byte
 		(&sha16{st: st}).laneSum(l, &d)

@@ -327,12 +327,12 @@ func (b *lineBatch) reset(m *sha2Mac) {
 // valid) and reports whether it did; the caller takes any other line alone.
 func (v *verifier) batchAdd(b *lineBatch, stable bool, lineNo int, line []byte) bool {
 	s := &b.slots[b.n]
-	if _, _, _, fast := fastSplit(line); fast {
-		if !stable {
+	if prefix, curr, _, fast := fastSplit(line); fast {
+		if !stable { // the copy's own prefix and curr_hash
 			s.buf = append(s.buf[:0], line...)
 			line = s.buf
+			prefix, curr, _, _ = fastSplit(line)
 		}
-		prefix, curr, _, _ := fastSplit(line)
 		s.lineNo, s.line, s.body, s.curr, s.tc, s.canon = lineNo, line, prefix, curr, nil, nil
 		b.n++
 		return true
